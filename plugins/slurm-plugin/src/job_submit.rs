@@ -1,0 +1,379 @@
+//! job_submit: a view of `job_desc_msg_t`, the plugin trait and the runtime behind
+//! [`job_submit_plugin!`].
+//!
+//! slurmctld calls `job_submit` for every submission (batch, salloc/srun allocations, each
+//! het-job component) and `job_modify` for `scontrol update job`, with its config, job,
+//! node and partition locks held; from 23.02 calls may run concurrently, so plugin state is
+//! `Sync` and read through a shared lock.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::os::raw::{c_char, c_int};
+use std::sync::{RwLock, RwLockReadGuard};
+
+use slurm_sys as sys;
+
+use crate::guard;
+use crate::log::{self, SlurmLevel};
+use crate::xstr::{self, InteriorNul};
+
+/// Slurm's "not set" values for numeric job_desc fields.
+pub const NO_VAL: u32 = sys::NO_VAL;
+pub const NO_VAL16: u16 = sys::NO_VAL16 as u16;
+
+/// A view of the `job_desc_msg_t` slurmctld hands to the plugin. String setters allocate
+/// with Slurm's allocator and free the old value with `xfree`.
+pub struct JobDesc<'a> {
+    raw: &'a mut sys::job_desc_msg_t,
+}
+
+macro_rules! string_fields {
+    ($( $(#[$doc:meta])* $field:ident / $setter:ident ),* $(,)?) => {
+        impl<'a> JobDesc<'a> {
+            $(
+                $(#[$doc])*
+                pub fn $field(&self) -> Option<Cow<'_, str>> {
+                    // SAFETY: Slurm keeps the field NULL or a valid C string during the call.
+                    unsafe { xstr::borrow(self.raw.$field) }
+                }
+
+                /// Replaces the value (Slurm-allocated; the old one is `xfree`d).
+                pub fn $setter(&mut self, value: Option<&str>) -> Result<(), InteriorNul> {
+                    // SAFETY: job_desc strings are owned by Slurm's allocator.
+                    unsafe { xstr::replace(&mut self.raw.$field, value) }
+                }
+            )*
+        }
+    };
+}
+
+string_fields! {
+    /// `--job-name`
+    name / set_name,
+    /// `--partition`: NULL (default chosen later) or a comma-separated list.
+    partition / set_partition,
+    account / set_account,
+    qos / set_qos,
+    comment / set_comment,
+    /// Only the plugin (or an admin) may set it: slurmctld rejects a user's before the plugin runs.
+    admin_comment / set_admin_comment,
+    reservation / set_reservation,
+    wckey / set_wckey,
+    /// `--gpus`
+    tres_per_job / set_tres_per_job,
+    /// `--gpus-per-node`, `--gres`
+    tres_per_node / set_tres_per_node,
+    /// `--gpus-per-socket`
+    tres_per_socket / set_tres_per_socket,
+    /// `--gpus-per-task`
+    tres_per_task / set_tres_per_task,
+    /// `--cpus-per-gpu`
+    cpus_per_tres / set_cpus_per_tres,
+    /// `--mem-per-gpu`
+    mem_per_tres / set_mem_per_tres,
+    /// `--array` index expression
+    array_inx / set_array_inx,
+    /// `--constraint`
+    features / set_features,
+}
+
+fn opt_u32(v: u32) -> Option<u32> {
+    (v != NO_VAL).then_some(v)
+}
+
+fn opt_u16(v: u16) -> Option<u16> {
+    (v != NO_VAL16).then_some(v)
+}
+
+impl<'a> JobDesc<'a> {
+    /// # Safety
+    /// `raw` must be the `job_desc_msg_t` Slurm passed to the running entry point.
+    #[doc(hidden)]
+    pub unsafe fn from_raw(raw: *mut sys::job_desc_msg_t) -> Option<Self> {
+        // SAFETY: per the contract; NULL is refused.
+        unsafe { raw.as_mut() }.map(|raw| JobDesc { raw })
+    }
+
+    pub fn user_id(&self) -> u32 {
+        self.raw.user_id
+    }
+
+    pub fn group_id(&self) -> u32 {
+        self.raw.group_id
+    }
+
+    pub fn min_nodes(&self) -> Option<u32> {
+        opt_u32(self.raw.min_nodes)
+    }
+
+    pub fn max_nodes(&self) -> Option<u32> {
+        opt_u32(self.raw.max_nodes)
+    }
+
+    pub fn num_tasks(&self) -> Option<u32> {
+        opt_u32(self.raw.num_tasks)
+    }
+
+    pub fn min_cpus(&self) -> Option<u32> {
+        opt_u32(self.raw.min_cpus)
+    }
+
+    pub fn cpus_per_task(&self) -> Option<u16> {
+        opt_u16(self.raw.cpus_per_task)
+    }
+
+    pub fn ntasks_per_node(&self) -> Option<u16> {
+        opt_u16(self.raw.ntasks_per_node)
+    }
+
+    /// Minutes; `None` when not given.
+    pub fn time_limit(&self) -> Option<u32> {
+        opt_u32(self.raw.time_limit)
+    }
+
+    /// `--exclusive` sets 0; `None` when not given.
+    pub fn shared(&self) -> Option<u16> {
+        opt_u16(self.raw.shared)
+    }
+
+    /// The component index in a heterogeneous job, `None` for a plain job.
+    pub fn het_job_offset(&self) -> Option<u32> {
+        opt_u32(self.raw.het_job_offset)
+    }
+}
+
+/// A refusal: the Slurm error code and the message the user sees (`sbatch: error: ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: c_int,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: c_int, message: impl Into<String>) -> Self {
+        Rejection { code, message: message.into() }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code)
+    }
+}
+
+/// A job_submit plugin. `init` runs when slurmctld loads the plugin; a failure there makes
+/// slurmctld refuse to start, so a plugin that must not stop the controller keeps its own
+/// "no good config" state instead of failing.
+pub trait JobSubmitPlugin: Sized + Send + Sync + 'static {
+    fn init() -> Result<Self, String>;
+    fn job_submit(&self, job: &mut JobDesc<'_>, submit_uid: u32) -> Result<(), Rejection>;
+    fn job_modify(&self, job: &mut JobDesc<'_>, submit_uid: u32) -> Result<(), Rejection>;
+    fn fini(self) {}
+}
+
+fn read<P>(state: &RwLock<Option<P>>) -> RwLockReadGuard<'_, Option<P>> {
+    state.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Hands `message` to Slurm through `err_msg` (which may be NULL), Slurm-allocated.
+///
+/// # Safety
+/// `err_msg` must be NULL or point to NULL or a Slurm-allocated string.
+unsafe fn set_err_msg(err_msg: *mut *mut c_char, message: &str) {
+    // SAFETY: per the contract.
+    if let Some(slot) = unsafe { err_msg.as_mut() } {
+        // SAFETY: *slot is NULL or Slurm-allocated.
+        let _ = unsafe { xstr::replace(slot, None) };
+        *slot = xstr::xstrdup_lossy(message);
+    }
+}
+
+/// The message a user sees when the plugin itself failed (a panic): the job is refused,
+/// never let through unchecked.
+pub fn internal_error_message(prefix: &str) -> String {
+    format!("{prefix}: internal error while checking this job, so it was not accepted; the details are in the slurmctld log")
+}
+
+#[doc(hidden)]
+pub fn run_init<P: JobSubmitPlugin>(prefix: &'static str, state: &RwLock<Option<P>>) -> c_int {
+    log::init(prefix);
+    guard::guard("init", || match P::init() {
+        Ok(plugin) => {
+            *state.write().unwrap_or_else(|e| e.into_inner()) = Some(plugin);
+            crate::rc::SUCCESS
+        }
+        Err(e) => {
+            log::write(SlurmLevel::Error, &format!("{prefix}: init failed: {e}"));
+            crate::rc::ERROR
+        }
+    })
+}
+
+#[doc(hidden)]
+pub fn run_fini<P: JobSubmitPlugin>(state: &RwLock<Option<P>>) -> c_int {
+    guard::guard("fini", || {
+        if let Some(plugin) = state.write().unwrap_or_else(|e| e.into_inner()).take() {
+            plugin.fini();
+        }
+        crate::rc::SUCCESS
+    })
+}
+
+/// Which entry point [`run_call`] serves.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub enum Call {
+    Submit,
+    Modify,
+}
+
+/// `job_submit` and `job_modify`.
+///
+/// # Safety
+/// Slurm's arguments to the running entry point; `err_msg` may be NULL.
+#[doc(hidden)]
+pub unsafe fn run_call<P: JobSubmitPlugin>(
+    state: &RwLock<Option<P>>,
+    call: Call,
+    job_desc: *mut sys::job_desc_msg_t,
+    submit_uid: u32,
+    err_msg: *mut *mut c_char,
+) -> c_int {
+    let prefix = log::prefix();
+    let entry = match call {
+        Call::Submit => "job_submit",
+        Call::Modify => "job_modify",
+    };
+    let outcome = guard::catch(entry, || {
+        // SAFETY: per this function's contract.
+        let Some(mut job) = (unsafe { JobDesc::from_raw(job_desc) }) else {
+            return Err(Rejection::new(crate::rc::ERROR, format!("{prefix}: no job description")));
+        };
+        let state = read(state);
+        let Some(plugin) = state.as_ref() else {
+            return Err(Rejection::new(crate::rc::ERROR, format!("{prefix}: plugin not initialised")));
+        };
+        match call {
+            Call::Submit => plugin.job_submit(&mut job, submit_uid),
+            Call::Modify => plugin.job_modify(&mut job, submit_uid),
+        }
+    });
+    let rejection = match outcome {
+        Ok(Ok(())) => return crate::rc::SUCCESS,
+        Ok(Err(rejection)) => rejection,
+        Err(_panicked) => Rejection::new(crate::rc::ERROR, internal_error_message(prefix)),
+    };
+    log::write(
+        SlurmLevel::Info,
+        &format!("{prefix}: {entry} refused for uid {submit_uid}: {}", rejection.message),
+    );
+    // SAFETY: per this function's contract.
+    unsafe { set_err_msg(err_msg, &rejection.message) };
+    rejection.code
+}
+
+/// Exports a job_submit plugin: `plugin_name`, `plugin_type = "job_submit/<name>"`,
+/// `plugin_version` (must equal slurmctld's `SLURM_VERSION_NUMBER` exactly), `init`,
+/// `fini`, `job_submit` and `job_modify` with the signature of the installed release
+/// (`err_msg` added to `job_modify` in 23.02).
+///
+/// ```text
+/// slurm_plugin::job_submit_plugin! {
+///     name: "mlpolicy",
+///     description: "ML partition and GPU policy",
+///     plugin: Policy,
+/// }
+/// ```
+/// Install as `job_submit_<name>.so` in a `PluginDir` and set `JobSubmitPlugins=<name>`.
+#[macro_export]
+macro_rules! job_submit_plugin {
+    (name: $name:literal, description: $desc:literal, plugin: $ty:ty $(,)?) => {
+        $crate::__export_plugin_identity!($desc, concat!("job_submit/", $name));
+
+        static __JOB_SUBMIT_STATE: ::std::sync::RwLock<::std::option::Option<$ty>> = ::std::sync::RwLock::new(None);
+
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn init() -> $crate::__private::c_int {
+            $crate::job_submit::run_init::<$ty>(concat!("job_submit/", $name), &__JOB_SUBMIT_STATE)
+        }
+
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn fini() -> $crate::__private::c_int {
+            $crate::job_submit::run_fini::<$ty>(&__JOB_SUBMIT_STATE)
+        }
+
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn job_submit(
+            job_desc: *mut $crate::__private::slurm_sys::job_desc_msg_t,
+            submit_uid: u32,
+            err_msg: *mut *mut $crate::__private::c_char,
+        ) -> $crate::__private::c_int {
+            // SAFETY: slurmctld's own arguments, used during this call only.
+            unsafe {
+                $crate::job_submit::run_call::<$ty>(
+                    &__JOB_SUBMIT_STATE,
+                    $crate::job_submit::Call::Submit,
+                    job_desc,
+                    submit_uid,
+                    err_msg,
+                )
+            }
+        }
+
+        $crate::__export_job_modify!($ty, __JOB_SUBMIT_STATE);
+    };
+}
+
+// job_modify's signature follows the release the plugin is built for. The choice is made
+// here, where the version cfgs are set, not in the plugin crate.
+#[cfg(slurm_ge_23_02)]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_job_modify {
+    ($ty:ty, $state:ident) => {
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn job_modify(
+            job_desc: *mut $crate::__private::slurm_sys::job_desc_msg_t,
+            _job_ptr: *mut ::std::ffi::c_void,
+            submit_uid: u32,
+            err_msg: *mut *mut $crate::__private::c_char,
+        ) -> $crate::__private::c_int {
+            // SAFETY: slurmctld's own arguments; job_ptr (job_record_t, private and changing
+            // every release) is never dereferenced.
+            unsafe {
+                $crate::job_submit::run_call::<$ty>(&$state, $crate::job_submit::Call::Modify, job_desc, submit_uid, err_msg)
+            }
+        }
+    };
+}
+
+#[cfg(not(slurm_ge_23_02))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_job_modify {
+    ($ty:ty, $state:ident) => {
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn job_modify(
+            job_desc: *mut $crate::__private::slurm_sys::job_desc_msg_t,
+            _job_ptr: *mut ::std::ffi::c_void,
+            submit_uid: u32,
+        ) -> $crate::__private::c_int {
+            // SAFETY: slurmctld's own arguments; job_ptr (job_record_t, private and changing
+            // every release) is never dereferenced. 22.05 has no err_msg: the refusal is logged.
+            unsafe {
+                $crate::job_submit::run_call::<$ty>(
+                    &$state,
+                    $crate::job_submit::Call::Modify,
+                    job_desc,
+                    submit_uid,
+                    ::std::ptr::null_mut(),
+                )
+            }
+        }
+    };
+}

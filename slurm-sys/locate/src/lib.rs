@@ -1,0 +1,510 @@
+//! Finds the installed Slurm development headers and reads their version.
+//!
+//! Used by the build scripts of `slurm-sys`, of crates that follow Slurm's ABI through
+//! version cfgs, and of the workspace root. Pure and synchronous so it is unit-tested
+//! without a Slurm install: the environment and the file system are passed in.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The environment variable that overrides header discovery.
+pub const INCLUDE_DIR_VAR: &str = "SLURM_INCLUDE_DIR";
+
+/// Well-known prefixes searched after `SLURM_INCLUDE_DIR` and pkg-config.
+pub const DEFAULT_INCLUDE_DIRS: &[&str] = &["/usr/include", "/usr/local/include", "/opt/slurm/include"];
+
+/// The headers bindgen reads; every one must be present.
+pub const HEADERS: &[&str] = &[
+    "slurm/spank.h",
+    "slurm/slurm.h",
+    "slurm/slurm_errno.h",
+    "slurm/slurm_version.h",
+];
+
+/// Slurm releases whose ABI differs from the one before in a way this project follows.
+/// Each one becomes a cfg `slurm_ge_<major>_<minor>` when the installed Slurm is that
+/// release or newer.
+pub const ABI_RELEASES: &[(u32, u32)] = &[
+    (22, 5),  // oldest release supported
+    (23, 2),  // job_modify gains err_msg; job_submit calls may run concurrently
+    (23, 11), // GRES strings gres/gpu; SLURM_NODE_ALIASES removed; spank_prepend_task_argv
+    (24, 5),  // tres_per_task written with '='; more SPANK hooks switch on stepd paths
+    (24, 11),
+    (25, 5), // slurm_spank_init_failure_mode
+    (25, 11),
+];
+
+/// A Slurm version as `SLURM_VERSION_NUMBER` encodes it: `(major << 16) | (minor << 8) | micro`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SlurmVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub micro: u32,
+}
+
+impl SlurmVersion {
+    pub fn from_number(n: u32) -> Self {
+        SlurmVersion {
+            major: (n >> 16) & 0xff,
+            minor: (n >> 8) & 0xff,
+            micro: n & 0xff,
+        }
+    }
+
+    pub fn number(&self) -> u32 {
+        (self.major << 16) | (self.minor << 8) | self.micro
+    }
+
+    /// Reads `#define SLURM_VERSION_NUMBER 0x160508` from the text of `slurm_version.h`.
+    pub fn parse_version_header(text: &str) -> Result<Self, LocateError> {
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("#define") || words.next() != Some("SLURM_VERSION_NUMBER") {
+                continue;
+            }
+            let value = words.next().unwrap_or("");
+            let value = value.trim_start_matches('(').trim_end_matches(')');
+            let parsed = match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => value.parse::<u32>().ok(),
+            };
+            return match parsed {
+                Some(n) if n > 0 && n <= 0xff_ffff => Ok(SlurmVersion::from_number(n)),
+                _ => Err(LocateError::BadVersion(format!(
+                    "SLURM_VERSION_NUMBER has an unreadable value {value:?}"
+                ))),
+            };
+        }
+        Err(LocateError::BadVersion(
+            "no '#define SLURM_VERSION_NUMBER' line".to_string(),
+        ))
+    }
+
+    /// Parses the version that Slurm's programs print with `-V`: `slurm 24.11.5`,
+    /// `slurm-wlm 22.05.8`.
+    pub fn parse_program_version(text: &str) -> Option<Self> {
+        let word = text.split_whitespace().nth(1)?;
+        let mut parts = word.split(|c: char| c == '.' || c == '-');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let micro = parts.next()?.parse().ok()?;
+        Some(SlurmVersion { major, minor, micro })
+    }
+
+    /// The version cfgs that hold for this version, e.g. `["slurm_ge_22_05", "slurm_ge_23_02"]`.
+    pub fn cfgs(&self) -> Vec<String> {
+        ABI_RELEASES
+            .iter()
+            .filter(|&&(major, minor)| (self.major, self.minor) >= (major, minor))
+            .map(|&(major, minor)| cfg_name(major, minor))
+            .collect()
+    }
+}
+
+impl fmt::Display for SlurmVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02}.{}", self.major, self.minor, self.micro)
+    }
+}
+
+fn cfg_name(major: u32, minor: u32) -> String {
+    format!("slurm_ge_{major}_{minor:02}")
+}
+
+/// Every version cfg name this project may test, for `cargo::rustc-check-cfg`.
+pub fn all_cfg_names() -> Vec<String> {
+    ABI_RELEASES.iter().map(|&(a, b)| cfg_name(a, b)).collect()
+}
+
+/// Prints the `cargo:` lines that declare every version cfg and set those that hold.
+/// Call from a build script of any crate that uses `#[cfg(slurm_ge_..)]`.
+pub fn emit_cfgs(version: SlurmVersion) {
+    for name in all_cfg_names() {
+        println!("cargo:rustc-check-cfg=cfg({name})");
+    }
+    for name in version.cfgs() {
+        println!("cargo:rustc-cfg={name}");
+    }
+}
+
+/// How the include directory was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    EnvVar,
+    PkgConfig,
+    DefaultPath,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::EnvVar => write!(f, "{INCLUDE_DIR_VAR}"),
+            Source::PkgConfig => write!(f, "pkg-config"),
+            Source::DefaultPath => write!(f, "default search path"),
+        }
+    }
+}
+
+/// The installed headers: where, how found, which version.
+#[derive(Debug, Clone)]
+pub struct SlurmHeaders {
+    /// The directory that contains `slurm/slurm.h`.
+    pub include_dir: PathBuf,
+    pub source: Source,
+    pub version: SlurmVersion,
+}
+
+impl SlurmHeaders {
+    pub fn header_paths(&self) -> Vec<PathBuf> {
+        HEADERS.iter().map(|h| self.include_dir.join(h)).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocateError {
+    /// `SLURM_INCLUDE_DIR` is set but does not hold the headers: never fall back silently.
+    EnvDirIncomplete { dir: PathBuf, missing: Vec<String> },
+    NotFound { searched: Vec<PathBuf> },
+    BadVersion(String),
+    Io(String),
+}
+
+impl fmt::Display for LocateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LocateError::EnvDirIncomplete { dir, missing } => write!(
+                f,
+                "{INCLUDE_DIR_VAR}={} does not contain {}; point it at the directory that holds slurm/slurm.h",
+                dir.display(),
+                missing.join(", ")
+            ),
+            LocateError::NotFound { searched } => {
+                let list: Vec<String> = searched.iter().map(|p| p.display().to_string()).collect();
+                write!(
+                    f,
+                    "the Slurm development headers (slurm/slurm.h, slurm/spank.h, ...) were not found in {}. \
+                     Install them: `apt-get install libslurm-dev` on Debian/Ubuntu, `dnf install slurm-devel` on RHEL; \
+                     or set {INCLUDE_DIR_VAR} to the directory that contains slurm/slurm.h",
+                    list.join(", ")
+                )
+            }
+            LocateError::BadVersion(why) => write!(f, "cannot read the Slurm version from slurm/slurm_version.h: {why}"),
+            LocateError::Io(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for LocateError {}
+
+/// What discovery needs from the outside world; the real one reads the process
+/// environment, runs pkg-config and reads files.
+pub trait Probe {
+    fn env_include_dir(&self) -> Option<PathBuf>;
+    /// Include directories pkg-config reports for the `slurm` package (empty when none).
+    fn pkg_config_include_dirs(&self) -> Vec<PathBuf>;
+    fn exists(&self, path: &Path) -> bool;
+    fn read(&self, path: &Path) -> Result<String, String>;
+}
+
+/// Discovery order: `SLURM_INCLUDE_DIR`, then pkg-config, then [`DEFAULT_INCLUDE_DIRS`].
+pub fn locate_with(probe: &dyn Probe) -> Result<SlurmHeaders, LocateError> {
+    let missing_in = |dir: &Path| -> Vec<String> {
+        HEADERS
+            .iter()
+            .filter(|h| !probe.exists(&dir.join(h)))
+            .map(|h| h.to_string())
+            .collect()
+    };
+    let found = |dir: PathBuf, source: Source| -> Result<SlurmHeaders, LocateError> {
+        let path = dir.join("slurm/slurm_version.h");
+        let text = probe
+            .read(&path)
+            .map_err(|e| LocateError::Io(format!("cannot read {}: {e}", path.display())))?;
+        let version = SlurmVersion::parse_version_header(&text)?;
+        Ok(SlurmHeaders {
+            include_dir: dir,
+            source,
+            version,
+        })
+    };
+
+    if let Some(dir) = probe.env_include_dir() {
+        let missing = missing_in(&dir);
+        if !missing.is_empty() {
+            return Err(LocateError::EnvDirIncomplete { dir, missing });
+        }
+        return found(dir, Source::EnvVar);
+    }
+    let mut searched = Vec::new();
+    for dir in probe.pkg_config_include_dirs() {
+        if missing_in(&dir).is_empty() {
+            return found(dir, Source::PkgConfig);
+        }
+        searched.push(dir);
+    }
+    for dir in DEFAULT_INCLUDE_DIRS.iter().map(PathBuf::from) {
+        if missing_in(&dir).is_empty() {
+            return found(dir, Source::DefaultPath);
+        }
+        searched.push(dir);
+    }
+    Err(LocateError::NotFound { searched })
+}
+
+/// Where `libslurmfull.so` (the private library every Slurm daemon and command links, and
+/// whose symbols plugins use) lives for headers in `include_dir`. Test binaries of the safe
+/// layer link it; plugins never do.
+pub fn find_slurmfull_dir(include_dir: &Path, exists: &dyn Fn(&Path) -> bool) -> Option<PathBuf> {
+    let prefix = include_dir.parent()?;
+    let mut candidates = Vec::new();
+    for lib in ["lib", "lib64"] {
+        let base = prefix.join(lib);
+        for arch in ["x86_64-linux-gnu", "aarch64-linux-gnu", ""] {
+            for sub in ["slurm-wlm", "slurm"] {
+                candidates.push(if arch.is_empty() { base.join(sub) } else { base.join(arch).join(sub) });
+            }
+        }
+    }
+    candidates.into_iter().find(|d| exists(&d.join("libslurmfull.so")))
+}
+
+/// The real probe: process environment, the `pkg-config` program if installed, the file system.
+pub struct SystemProbe;
+
+impl Probe for SystemProbe {
+    fn env_include_dir(&self) -> Option<PathBuf> {
+        std::env::var_os(INCLUDE_DIR_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    }
+
+    fn pkg_config_include_dirs(&self) -> Vec<PathBuf> {
+        // Slurm ships slurm.pc only in some builds (not Debian's); absence is normal.
+        let out = std::process::Command::new("pkg-config")
+            .args(["--cflags-only-I", "slurm"])
+            .output();
+        match out {
+            Ok(out) if out.status.success() => parse_pkg_config_cflags(&String::from_utf8_lossy(&out.stdout)),
+            _ => Vec::new(),
+        }
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.is_file()
+    }
+
+    fn read(&self, path: &Path) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
+    }
+}
+
+/// `-I/opt/slurm/include -I/x` -> the directories.
+pub fn parse_pkg_config_cflags(text: &str) -> Vec<PathBuf> {
+    text.split_whitespace()
+        .filter_map(|w| w.strip_prefix("-I"))
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Finds the installed headers the way the build scripts do.
+pub fn locate() -> Result<SlurmHeaders, LocateError> {
+    locate_with(&SystemProbe)
+}
+
+/// Tells cargo to rerun a build script when discovery inputs change.
+pub fn emit_rerun_hints(headers: Option<&SlurmHeaders>) {
+    println!("cargo:rerun-if-env-changed={INCLUDE_DIR_VAR}");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    if let Some(h) = headers {
+        for p in h.header_paths() {
+            println!("cargo:rerun-if-changed={}", p.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct FakeProbe {
+        env: Option<PathBuf>,
+        pkg: Vec<PathBuf>,
+        files: HashMap<PathBuf, String>,
+    }
+
+    impl FakeProbe {
+        fn with_headers(mut self, dir: &str, version_line: &str) -> Self {
+            for h in HEADERS {
+                let text = if h.ends_with("slurm_version.h") {
+                    version_line.to_string()
+                } else {
+                    String::new()
+                };
+                self.files.insert(Path::new(dir).join(h), text);
+            }
+            self
+        }
+    }
+
+    impl Probe for FakeProbe {
+        fn env_include_dir(&self) -> Option<PathBuf> {
+            self.env.clone()
+        }
+        fn pkg_config_include_dirs(&self) -> Vec<PathBuf> {
+            self.pkg.clone()
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.files.contains_key(path)
+        }
+        fn read(&self, path: &Path) -> Result<String, String> {
+            self.files.get(path).cloned().ok_or_else(|| "no such file".into())
+        }
+    }
+
+    const V2205: &str = "#define SLURM_VERSION_NUMBER 0x160508\n";
+
+    #[test]
+    fn parses_debian_12_header() {
+        let text = "#ifndef _SLURM_VERSION_H\n#define SLURM_VERSION_NUMBER 0x160508\n\
+                    #define SLURM_VERSION_NUM(a,b,c) (((a) << 16) + ((b) << 8) + (c))\n";
+        let v = SlurmVersion::parse_version_header(text).unwrap();
+        assert_eq!((v.major, v.minor, v.micro), (22, 5, 8));
+        assert_eq!(v.number(), 0x160508);
+        assert_eq!(v.to_string(), "22.05.8");
+    }
+
+    #[test]
+    fn parses_24_11_and_decimal_and_parenthesised() {
+        let v = SlurmVersion::parse_version_header("#define  SLURM_VERSION_NUMBER\t0x180b05").unwrap();
+        assert_eq!(v.to_string(), "24.11.5");
+        let v = SlurmVersion::parse_version_header("#define SLURM_VERSION_NUMBER (1443080)").unwrap();
+        assert_eq!(v.to_string(), "22.05.8");
+    }
+
+    #[test]
+    fn rejects_missing_or_garbage_version() {
+        assert!(matches!(
+            SlurmVersion::parse_version_header("#define SLURM_VERSION_STRING \"22.05.8\""),
+            Err(LocateError::BadVersion(_))
+        ));
+        assert!(matches!(
+            SlurmVersion::parse_version_header("#define SLURM_VERSION_NUMBER 0xzz"),
+            Err(LocateError::BadVersion(_))
+        ));
+        assert!(matches!(
+            SlurmVersion::parse_version_header("#define SLURM_VERSION_NUMBER 0x10000000"),
+            Err(LocateError::BadVersion(_))
+        ));
+    }
+
+    #[test]
+    fn parses_program_version() {
+        assert_eq!(
+            SlurmVersion::parse_program_version("slurm-wlm 22.05.8\n"),
+            Some(SlurmVersion { major: 22, minor: 5, micro: 8 })
+        );
+        assert_eq!(
+            SlurmVersion::parse_program_version("slurm 24.11.5"),
+            Some(SlurmVersion { major: 24, minor: 11, micro: 5 })
+        );
+        assert_eq!(SlurmVersion::parse_program_version("garbage"), None);
+    }
+
+    #[test]
+    fn cfgs_follow_releases() {
+        let v = SlurmVersion::from_number(0x160508);
+        assert_eq!(v.cfgs(), vec!["slurm_ge_22_05"]);
+        let v = SlurmVersion::from_number(0x180b05);
+        assert_eq!(
+            v.cfgs(),
+            vec!["slurm_ge_22_05", "slurm_ge_23_02", "slurm_ge_23_11", "slurm_ge_24_05", "slurm_ge_24_11"]
+        );
+        assert!(all_cfg_names().contains(&"slurm_ge_25_11".to_string()));
+    }
+
+    #[test]
+    fn env_var_wins_and_never_falls_back() {
+        let probe = FakeProbe {
+            env: Some("/env/include".into()),
+            ..Default::default()
+        }
+        .with_headers("/usr/include", V2205);
+        match locate_with(&probe) {
+            Err(LocateError::EnvDirIncomplete { dir, missing }) => {
+                assert_eq!(dir, PathBuf::from("/env/include"));
+                assert_eq!(missing.len(), HEADERS.len());
+            }
+            other => panic!("expected EnvDirIncomplete, got {other:?}"),
+        }
+        let probe = FakeProbe {
+            env: Some("/env/include".into()),
+            ..Default::default()
+        }
+        .with_headers("/env/include", V2205)
+        .with_headers("/usr/include", "#define SLURM_VERSION_NUMBER 0x180b00");
+        let h = locate_with(&probe).unwrap();
+        assert_eq!(h.source, Source::EnvVar);
+        assert_eq!(h.version.to_string(), "22.05.8");
+    }
+
+    #[test]
+    fn pkg_config_before_default_paths() {
+        let probe = FakeProbe {
+            pkg: vec!["/opt/slurm-24/include".into()],
+            ..Default::default()
+        }
+        .with_headers("/opt/slurm-24/include", "#define SLURM_VERSION_NUMBER 0x180b05")
+        .with_headers("/usr/include", V2205);
+        let h = locate_with(&probe).unwrap();
+        assert_eq!(h.source, Source::PkgConfig);
+        assert_eq!(h.include_dir, PathBuf::from("/opt/slurm-24/include"));
+    }
+
+    #[test]
+    fn default_paths_in_order_and_incomplete_dirs_skipped() {
+        let mut probe = FakeProbe::default().with_headers("/opt/slurm/include", V2205);
+        // /usr/local/include has only some headers: skipped, not half-used.
+        probe
+            .files
+            .insert("/usr/local/include/slurm/slurm.h".into(), String::new());
+        let h = locate_with(&probe).unwrap();
+        assert_eq!(h.source, Source::DefaultPath);
+        assert_eq!(h.include_dir, PathBuf::from("/opt/slurm/include"));
+    }
+
+    #[test]
+    fn not_found_names_the_package_and_the_variable() {
+        let err = locate_with(&FakeProbe::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("libslurm-dev"), "{msg}");
+        assert!(msg.contains("slurm-devel"), "{msg}");
+        assert!(msg.contains("SLURM_INCLUDE_DIR"), "{msg}");
+        assert!(msg.contains("/opt/slurm/include"), "{msg}");
+    }
+
+    #[test]
+    fn slurmfull_dir_debian_and_rhel_layouts() {
+        let debian = |p: &Path| p == Path::new("/usr/lib/x86_64-linux-gnu/slurm-wlm/libslurmfull.so");
+        assert_eq!(
+            find_slurmfull_dir(Path::new("/usr/include"), &debian),
+            Some(PathBuf::from("/usr/lib/x86_64-linux-gnu/slurm-wlm"))
+        );
+        let rhel = |p: &Path| p == Path::new("/usr/lib64/slurm/libslurmfull.so");
+        assert_eq!(find_slurmfull_dir(Path::new("/usr/include"), &rhel), Some(PathBuf::from("/usr/lib64/slurm")));
+        let opt = |p: &Path| p == Path::new("/opt/slurm/lib/slurm/libslurmfull.so");
+        assert_eq!(find_slurmfull_dir(Path::new("/opt/slurm/include"), &opt), Some(PathBuf::from("/opt/slurm/lib/slurm")));
+        assert_eq!(find_slurmfull_dir(Path::new("/usr/include"), &|_: &Path| false), None);
+    }
+
+    #[test]
+    fn pkg_config_cflags() {
+        assert_eq!(
+            parse_pkg_config_cflags("-I/opt/slurm/include  -I/x/y\n"),
+            vec![PathBuf::from("/opt/slurm/include"), PathBuf::from("/x/y")]
+        );
+        assert!(parse_pkg_config_cflags("\n").is_empty());
+    }
+}

@@ -1,0 +1,46 @@
+//! Shared by the integration tests: clusters with the test plugins, output helpers.
+
+#![allow(dead_code)]
+
+use std::process::Output;
+use std::time::Duration;
+
+use local_cluster::{cargo_artifact, Cluster, Options, SpankPlugin};
+
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Panics with the command's output when it failed.
+pub fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "command failed ({}):\nstdout:\n{}\nstderr:\n{}", o.status, stdout(&o), stderr(&o));
+    o
+}
+
+pub fn start(opts: Options) -> Cluster {
+    match Cluster::start(opts) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A 3-node cluster with the selftest SPANK and job_submit plugins loaded.
+pub fn selftest_cluster() -> Cluster {
+    let spank = cargo_artifact("libspank_selftest.so").unwrap_or_else(|e| panic!("{e}"));
+    let job_submit = cargo_artifact("libjob_submit_selftest.so").unwrap_or_else(|e| panic!("{e}"));
+    start(Options {
+        spank_plugins: vec![SpankPlugin {
+            artifact: spank,
+            args: vec![],
+            required: true,
+        }],
+        job_submit_plugins: vec![job_submit],
+        ..Options::default()
+    })
+}

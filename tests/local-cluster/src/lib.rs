@@ -1,0 +1,870 @@
+//! A real Slurm cluster on one machine, for the integration tests and the demo.
+//!
+//! [`Cluster::start`] boots, as root and under one directory: its own `munged` (private key
+//! and socket), optionally MariaDB + `slurmdbd`, `slurmctld`, and N `slurmd` (`n1`..`nN`,
+//! all on 127.0.0.1, one port each, `slurmd -N <name>`), with GPU GRES backed by placeholder
+//! device files. Ports are picked free at start, so clusters can run side by side. Dropping
+//! the [`Cluster`] (or [`stop_dir`]) stops exactly the processes it started and the job
+//! processes under it.
+
+pub mod conf;
+mod procs;
+pub mod users;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use conf::{ConfInputs, PlugstackEntry};
+pub use users::{ensure_user, User};
+
+/// An error with everything needed to see why: the step that failed and log tails.
+#[derive(Debug)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn err<T>(msg: impl Into<String>) -> Result<T> {
+    Err(Error(msg.into()))
+}
+
+fn io<T>(what: &str, r: std::io::Result<T>) -> Result<T> {
+    r.map_err(|e| Error(format!("{what}: {e}")))
+}
+
+/// A SPANK plugin to install: the cdylib cargo built, and its plugstack.conf arguments.
+#[derive(Debug, Clone)]
+pub struct SpankPlugin {
+    pub artifact: PathBuf,
+    pub args: Vec<String>,
+    pub required: bool,
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub nodes: usize,
+    pub cpus_per_node: u32,
+    pub memory_mb: u32,
+    pub gpus_per_node: u32,
+    /// Start MariaDB and slurmdbd and account jobs (sacct).
+    pub accounting: bool,
+    pub spank_plugins: Vec<SpankPlugin>,
+    /// cdylibs named `libjob_submit_<name>.so`, installed as `job_submit_<name>.so`.
+    pub job_submit_plugins: Vec<PathBuf>,
+    pub prolog: Option<PathBuf>,
+    pub epilog: Option<PathBuf>,
+    /// HealthCheckProgram and its interval in seconds.
+    pub health_check: Option<(PathBuf, u32)>,
+    /// Lines appended to slurm.conf before the node lines.
+    pub extra_slurm_conf: Vec<String>,
+    /// Files written next to slurm.conf (name, content), e.g. a plugin's config.
+    pub extra_files: Vec<(String, String)>,
+    /// A fixed directory (the demo); otherwise a fresh one under the temp dir.
+    pub dir: Option<PathBuf>,
+    pub cluster_name: Option<String>,
+    /// How long to wait for every node to be idle.
+    pub start_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 3,
+            cpus_per_node: 8,
+            memory_mb: 8000,
+            gpus_per_node: 8,
+            accounting: false,
+            spank_plugins: Vec::new(),
+            job_submit_plugins: Vec::new(),
+            prolog: None,
+            epilog: None,
+            health_check: None,
+            extra_slurm_conf: Vec::new(),
+            extra_files: Vec::new(),
+            dir: None,
+            cluster_name: None,
+            start_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A started daemon.
+#[derive(Debug, Clone)]
+struct Daemon {
+    name: String,
+    pid: u32,
+}
+
+/// Where the files of a cluster directory are.
+pub mod layout {
+    pub const PIDS: &str = "run/daemons.pids";
+    pub const SLURM_CONF: &str = "slurm.conf";
+    /// A world-writable directory jobs run in (tests' and demo's working directory).
+    pub const WORK: &str = "work";
+}
+
+/// A running local cluster.
+pub struct Cluster {
+    dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    inputs: ConfInputs,
+    daemons: Vec<Daemon>,
+    detached: bool,
+}
+
+/// Finds a file cargo built (`libspank_selftest.so`, `ml-epilog`) next to the running
+/// test or binary: `target/<profile>/` or `target/<profile>/deps/`'s parent.
+/// `LOCAL_CLUSTER_ARTIFACT_DIR` overrides.
+pub fn cargo_artifact(file: &str) -> Result<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("LOCAL_CLUSTER_ARTIFACT_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(d) = exe.parent() {
+            dirs.push(d.to_path_buf());
+            if let Some(up) = d.parent() {
+                dirs.push(up.to_path_buf());
+            }
+        }
+    }
+    for d in &dirs {
+        let p = d.join(file);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    err(format!(
+        "{file} not found in {}: build the workspace first (`cargo build --workspace`)",
+        dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+fn hostname() -> Result<String> {
+    let h = io("read /proc/sys/kernel/hostname", fs::read_to_string("/proc/sys/kernel/hostname"))?;
+    Ok(h.trim().split('.').next().unwrap_or("localhost").to_string())
+}
+
+/// Picks `n` distinct free TCP ports on 127.0.0.1 (all held until all are chosen).
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let l = io("bind a free port", std::net::TcpListener::bind("127.0.0.1:0"))?;
+        held.push(l);
+    }
+    held.iter()
+        .map(|l| io("read a bound port", l.local_addr()).map(|a| a.port()))
+        .collect()
+}
+
+fn find_program(name: &str) -> Result<PathBuf> {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin", "/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    err(format!(
+        "{name} is not installed (run ./scripts/install-deps.sh, or apt-get install the Slurm/munge/MariaDB packages)"
+    ))
+}
+
+/// Where Slurm's own plugins are (`PluginDir` must keep them next to ours).
+fn system_plugin_dir() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/slurm-wlm",
+        "/usr/lib/aarch64-linux-gnu/slurm-wlm",
+        "/usr/lib64/slurm",
+        "/usr/lib/slurm",
+        "/usr/local/lib/slurm",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|d| d.join("select_cons_tres.so").exists())
+}
+
+fn write_file(path: &Path, content: &str, mode: u32) -> Result<()> {
+    io(&format!("write {}", path.display()), fs::write(path, content))?;
+    io(
+        &format!("chmod {}", path.display()),
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)),
+    )
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<()> {
+    io(&format!("mkdir {}", path.display()), fs::create_dir_all(path))?;
+    io(
+        &format!("chmod {}", path.display()),
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)),
+    )
+}
+
+/// The last `lines` lines of a file, or a note that it is missing.
+pub fn tail(path: &Path, lines: usize) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("({}: {e})", path.display()),
+    }
+}
+
+impl Cluster {
+    /// Boots the cluster and waits until every node is idle.
+    pub fn start(opts: Options) -> Result<Cluster> {
+        if unsafe_geteuid() != 0 {
+            return err("local-cluster must run as root (it starts munged, slurmctld and slurmd)");
+        }
+        let (dir, tempdir) = match &opts.dir {
+            Some(d) => {
+                if d.join(layout::PIDS).exists() {
+                    stop_dir(d)?;
+                }
+                if d.exists() {
+                    io(&format!("clear {}", d.display()), fs::remove_dir_all(d))?;
+                }
+                mkdir(d, 0o755)?;
+                (d.clone(), None)
+            }
+            None => {
+                let t = io(
+                    "create a temp dir",
+                    tempfile::Builder::new().prefix("slurm-lc-").tempdir(),
+                )?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        // Other users (test users submitting jobs) read slurm.conf and reach the munge socket.
+        io("chmod cluster dir", fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)))?;
+        for sub in ["state", "spool", "log", "run", "plugins", "munge-socket", "dev"] {
+            mkdir(&dir.join(sub), 0o755)?;
+        }
+        mkdir(&dir.join("munge"), 0o700)?;
+        mkdir(&dir.join(layout::WORK), 0o1777)?;
+
+        let ports = free_ports(opts.nodes + 3)?;
+        let cluster_name = opts.cluster_name.clone().unwrap_or_else(|| {
+            // Short and unique per cluster: it names the accounting tables too.
+            format!("lc{}", ports[0])
+        });
+        let accounting = opts.accounting.then(|| conf::AccountingInputs {
+            dbd_port: ports[opts.nodes + 1],
+            db_port: ports[opts.nodes + 2],
+            db_user: "slurm".into(),
+            db_password: format!("lc-{}", ports[0]),
+        });
+        let inputs = ConfInputs {
+            cluster_name,
+            hostname: hostname()?,
+            dir: dir.clone(),
+            munge_socket: dir.join("munge-socket/munge.socket"),
+            plugin_dir: dir.join("plugins"),
+            system_plugin_dir: system_plugin_dir(),
+            slurmctld_port: ports[0],
+            slurmd_ports: ports[1..=opts.nodes].to_vec(),
+            cpus_per_node: opts.cpus_per_node,
+            memory_mb: opts.memory_mb,
+            gpus_per_node: opts.gpus_per_node,
+            job_submit_plugins: Vec::new(),
+            prolog: opts.prolog.clone(),
+            epilog: opts.epilog.clone(),
+            health_check: opts.health_check.clone(),
+            accounting,
+            extra_lines: opts.extra_slurm_conf.clone(),
+        };
+        let mut cluster = Cluster {
+            dir,
+            _tempdir: tempdir,
+            inputs,
+            daemons: Vec::new(),
+            detached: false,
+        };
+        // On any failure below, Drop stops what was started.
+        cluster.install_plugins(&opts)?;
+        cluster.write_config(&opts)?;
+        cluster.start_munged()?;
+        if cluster.inputs.accounting.is_some() {
+            cluster.start_accounting()?;
+        }
+        cluster.start_slurmctld()?;
+        for i in 0..opts.nodes {
+            let node = ConfInputs::node_name(i);
+            let conf = cluster.conf_path();
+            cluster.spawn(
+                &format!("slurmd-{node}"),
+                Command::new(find_program("slurmd")?)
+                    .args(["-D", "-N", &node, "-f"])
+                    .arg(&conf),
+            )?;
+        }
+        cluster.wait_nodes_idle(opts.start_timeout)?;
+        Ok(cluster)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn conf_path(&self) -> PathBuf {
+        self.dir.join(layout::SLURM_CONF)
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.join(layout::WORK)
+    }
+
+    pub fn cluster_name(&self) -> &str {
+        &self.inputs.cluster_name
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        (0..self.inputs.slurmd_ports.len()).map(ConfInputs::node_name).collect()
+    }
+
+    /// The path of a daemon's log: `slurmctld`, `slurmd-n1`, `slurmdbd`, `munged`.
+    pub fn log_path(&self, daemon: &str) -> PathBuf {
+        match daemon {
+            "munged" | "mariadb" => self.dir.join(format!("log/{daemon}.out")),
+            d => self.dir.join(format!("log/{d}.log")),
+        }
+    }
+
+    pub fn log(&self, daemon: &str) -> String {
+        fs::read(self.log_path(daemon))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn install_plugins(&mut self, opts: &Options) -> Result<()> {
+        let plugins = self.dir.join("plugins");
+        let mut stack = Vec::new();
+        for sp in &opts.spank_plugins {
+            let dest = plugins.join(installed_name(&sp.artifact)?);
+            io(&format!("copy {}", sp.artifact.display()), fs::copy(&sp.artifact, &dest))?;
+            stack.push(PlugstackEntry {
+                required: sp.required,
+                path: dest,
+                args: sp.args.clone(),
+            });
+        }
+        write_file(&self.dir.join("plugstack.conf"), &conf::plugstack_conf(&stack), 0o644)?;
+        for js in &opts.job_submit_plugins {
+            let file = installed_name(js)?;
+            let Some(name) = file.strip_prefix("job_submit_").and_then(|f| f.strip_suffix(".so")) else {
+                return err(format!("{} is not named libjob_submit_<name>.so", js.display()));
+            };
+            io(&format!("copy {}", js.display()), fs::copy(js, plugins.join(&file)))?;
+            self.inputs.job_submit_plugins.push(name.to_string());
+        }
+        Ok(())
+    }
+
+    fn write_config(&self, opts: &Options) -> Result<()> {
+        // Placeholder GPUs: character devices with /dev/null's numbers, never opened.
+        for node in self.node_names() {
+            let dev = self.inputs.gpu_dev_dir(&node);
+            mkdir(&dev, 0o755)?;
+            for g in 0..self.inputs.gpus_per_node {
+                procs::mknod_char(&dev.join(format!("nvidia{g}")), 1, 3)?;
+            }
+        }
+        write_file(&self.conf_path(), &conf::slurm_conf(&self.inputs), 0o644)?;
+        write_file(&self.dir.join("gres.conf"), &conf::gres_conf(&self.inputs), 0o644)?;
+        if let Some(a) = &self.inputs.accounting {
+            write_file(&self.dir.join("slurmdbd.conf"), &conf::slurmdbd_conf(&self.inputs, a), 0o600)?;
+        }
+        for (name, content) in &opts.extra_files {
+            write_file(&self.dir.join(name), content, 0o644)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a daemon in the foreground, in its own process group (so a terminal's ^C
+    /// does not reach it), output to log/<name>.out.
+    fn spawn(&mut self, name: &str, cmd: &mut Command) -> Result<u32> {
+        let out_path = self.dir.join(format!("log/{name}.out"));
+        let out = io(&format!("create {}", out_path.display()), fs::File::create(&out_path))?;
+        let err_out = io("dup log handle", out.try_clone())?;
+        let child = cmd
+            .env("SLURM_CONF", self.conf_path())
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err_out)
+            .process_group(0)
+            .spawn();
+        let child = io(&format!("start {name}"), child)?;
+        let pid = child.id();
+        // The child is reaped by procs::alive(); dropping the handle does not kill it.
+        drop(child);
+        self.daemons.push(Daemon {
+            name: name.to_string(),
+            pid,
+        });
+        self.write_pids()?;
+        Ok(pid)
+    }
+
+    fn write_pids(&self) -> Result<()> {
+        let text: String = self
+            .daemons
+            .iter()
+            .map(|d| format!("{} {}\n", d.pid, d.name))
+            .collect();
+        write_file(&self.dir.join(layout::PIDS), &text, 0o644)
+    }
+
+    fn daemon_failure(&self, what: &str, logs: &[&str]) -> Error {
+        let mut msg = format!("local cluster in {}: {what}", self.dir.display());
+        for l in logs {
+            let path = self.log_path(l);
+            msg.push_str(&format!("\n--- last lines of {} ---\n{}", path.display(), tail(&path, 25)));
+            let out = self.dir.join(format!("log/{l}.out"));
+            if out != path && out.exists() {
+                msg.push_str(&format!("\n--- last lines of {} ---\n{}", out.display(), tail(&out, 10)));
+            }
+        }
+        Error(msg)
+    }
+
+    fn wait_until(&self, timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if ready() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn daemon_alive(&self, name: &str) -> bool {
+        self.daemons
+            .iter()
+            .filter(|d| d.name == name)
+            .all(|d| procs::alive(d.pid))
+    }
+
+    fn start_munged(&mut self) -> Result<()> {
+        let key_path = self.dir.join("munge/munge.key");
+        let mut key = vec![0u8; 1024];
+        io(
+            "read /dev/urandom",
+            fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)),
+        )?;
+        io("write munge key", fs::write(&key_path, &key))?;
+        io(
+            "chmod munge key",
+            fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)),
+        )?;
+        let d = self.dir.clone();
+        self.spawn(
+            "munged",
+            Command::new(find_program("munged")?)
+                .arg("--foreground")
+                .arg("--force")
+                .arg(format!("--socket={}", self.inputs.munge_socket.display()))
+                .arg(format!("--key-file={}", key_path.display()))
+                .arg(format!("--pid-file={}", d.join("run/munged.pid").display()))
+                .arg(format!("--seed-file={}", d.join("munge/munged.seed").display()))
+                .arg(format!("--log-file={}", d.join("log/munged.log").display())),
+        )?;
+        let sock = self.inputs.munge_socket.clone();
+        if !self.wait_until(Duration::from_secs(10), || sock.exists() || !self.daemon_alive("munged")) || !sock.exists() {
+            return Err(self.daemon_failure("munged did not create its socket", &["munged"]));
+        }
+        Ok(())
+    }
+
+    fn start_accounting(&mut self) -> Result<()> {
+        let Some(a) = self.inputs.accounting.clone() else {
+            return Ok(());
+        };
+        let data = self.dir.join("mysql/data");
+        let sock = self.dir.join("mysql/mysqld.sock");
+        mkdir(&self.dir.join("mysql"), 0o755)?;
+        let install = Command::new(find_program("mariadb-install-db")?)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .output();
+        let install = io("run mariadb-install-db", install)?;
+        if !install.status.success() {
+            return err(format!(
+                "mariadb-install-db failed: {}{}",
+                String::from_utf8_lossy(&install.stdout),
+                String::from_utf8_lossy(&install.stderr)
+            ));
+        }
+        self.spawn(
+            "mariadb",
+            Command::new(find_program("mariadbd")?)
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--socket={}", sock.display()))
+                .arg(format!("--port={}", a.db_port))
+                .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve"])
+                .args(["--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M"])
+                .arg(format!("--pid-file={}", self.dir.join("run/mariadb.pid").display())),
+        )?;
+        if !self.wait_until(Duration::from_secs(60), || sock.exists() || !self.daemon_alive("mariadb")) || !sock.exists() {
+            return Err(self.daemon_failure("MariaDB did not start", &["mariadb"]));
+        }
+        let sql = format!(
+            "CREATE USER '{u}'@'127.0.0.1' IDENTIFIED BY '{p}'; GRANT ALL ON *.* TO '{u}'@'127.0.0.1'; FLUSH PRIVILEGES;",
+            u = a.db_user,
+            p = a.db_password
+        );
+        let out = io(
+            "run mariadb client",
+            Command::new(find_program("mariadb")?)
+                .arg("--no-defaults")
+                .arg(format!("--socket={}", sock.display()))
+                .args(["-u", "root", "-e", &sql])
+                .output(),
+        )?;
+        if !out.status.success() {
+            return err(format!("creating the slurmdbd database user failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        self.spawn("slurmdbd", Command::new(find_program("slurmdbd")?).arg("-D"))?;
+        let port = a.dbd_port;
+        if !self.wait_until(Duration::from_secs(60), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || !self.daemon_alive("slurmdbd")
+        }) || !self.daemon_alive("slurmdbd")
+        {
+            return Err(self.daemon_failure("slurmdbd did not start listening", &["slurmdbd", "mariadb"]));
+        }
+        // Register the cluster before slurmctld first talks to slurmdbd.
+        let out = self.run("sacctmgr", ["-i", "add", "cluster", self.inputs.cluster_name.as_str()])?;
+        if !out.status.success() {
+            return Err(self.daemon_failure(
+                &format!("sacctmgr add cluster failed: {}", String::from_utf8_lossy(&out.stderr)),
+                &["slurmdbd"],
+            ));
+        }
+        Ok(())
+    }
+
+    fn start_slurmctld(&mut self) -> Result<()> {
+        let conf = self.conf_path();
+        self.spawn(
+            "slurmctld",
+            Command::new(find_program("slurmctld")?).args(["-D", "-i", "-f"]).arg(&conf),
+        )?;
+        let ok = self.wait_until(Duration::from_secs(30), || {
+            !self.daemon_alive("slurmctld")
+                || self
+                    .run("scontrol", ["ping"])
+                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("is UP"))
+                    .unwrap_or(false)
+        });
+        if !ok || !self.daemon_alive("slurmctld") {
+            return Err(self.daemon_failure("slurmctld did not come up", &["slurmctld"]));
+        }
+        Ok(())
+    }
+
+    fn wait_nodes_idle(&self, timeout: Duration) -> Result<()> {
+        let n = self.inputs.slurmd_ports.len();
+        let mut last = String::new();
+        let ok = self.wait_until(timeout, || {
+            if let Ok(o) = self.run("sinfo", ["-h", "-N", "-o", "%N %T"]) {
+                last = String::from_utf8_lossy(&o.stdout).into_owned();
+                let idle = last.lines().filter(|l| l.ends_with(" idle")).count();
+                return idle == n;
+            }
+            false
+        });
+        if ok {
+            return Ok(());
+        }
+        let mut logs = vec!["slurmctld".to_string()];
+        logs.extend(self.node_names().iter().map(|n| format!("slurmd-{n}")));
+        let logs: Vec<&str> = logs.iter().map(|s| s.as_str()).collect();
+        Err(self.daemon_failure(
+            &format!("not every node became idle within {timeout:?}; sinfo said:\n{last}"),
+            &logs,
+        ))
+    }
+
+    /// A command with this cluster's `SLURM_CONF`, run in the shared work directory.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("SLURM_CONF", self.conf_path()).current_dir(self.work_dir());
+        // A test run from inside a Slurm job must not aim at that job's cluster.
+        for (k, _) in std::env::vars_os() {
+            if let Some(k) = k.to_str() {
+                if k.starts_with("SLURM_") && k != "SLURM_CONF" {
+                    c.env_remove(k);
+                }
+            }
+        }
+        c
+    }
+
+    /// Runs a Slurm command as root and returns its output.
+    pub fn run<I, S>(&self, program: &str, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        io(&format!("run {program}"), self.command(program).args(args).output())
+    }
+
+    /// Runs a Slurm command as `user` (uid, gid and HOME set; no PAM).
+    pub fn run_as<I, S>(&self, user: &User, program: &str, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut c = self.command(program);
+        c.args(args)
+            .uid(user.uid)
+            .gid(user.gid)
+            .env("HOME", &user.home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name);
+        io(&format!("run {program} as {}", user.name), c.output())
+    }
+
+    /// Submits with `sbatch --parsable` and returns the job id, or the error output.
+    pub fn sbatch(&self, user: Option<&User>, args: &[&str]) -> Result<u32> {
+        let mut full = vec!["--parsable"];
+        full.extend_from_slice(args);
+        let out = match user {
+            Some(u) => self.run_as(u, "sbatch", &full)?,
+            None => self.run("sbatch", &full)?,
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match stdout.trim().split(';').next().and_then(|id| id.parse().ok()) {
+            Some(id) if out.status.success() => Ok(id),
+            _ => err(format!(
+                "sbatch {args:?} failed ({}): {}{}",
+                out.status,
+                stdout,
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    }
+
+    /// One field of `scontrol show job` (e.g. `JobState`, `Comment`, `NodeList`).
+    pub fn job_field(&self, job: u32, field: &str) -> Result<Option<String>> {
+        let out = self.run("scontrol", ["-o", "show", "job", &job.to_string()])?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        Ok(scontrol_field(&text, field))
+    }
+
+    /// Waits until the job is in a final state and returns it (`COMPLETED`, `FAILED`, ...).
+    pub fn wait_job(&self, job: u32, timeout: Duration) -> Result<String> {
+        const FINAL: &[&str] = &[
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "TIMEOUT",
+            "NODE_FAIL",
+            "OUT_OF_MEMORY",
+            "PREEMPTED",
+            "BOOT_FAIL",
+            "DEADLINE",
+        ];
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = self.job_field(job, "JobState")?.unwrap_or_default();
+            if FINAL.contains(&state.as_str()) {
+                return Ok(state);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.daemon_failure(
+                    &format!("job {job} still {state:?} after {timeout:?}"),
+                    &["slurmctld"],
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `sinfo -N` as (node, state) pairs.
+    pub fn node_states(&self) -> Result<Vec<(String, String)>> {
+        let out = self.run("sinfo", ["-h", "-N", "-o", "%N %T"])?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(n, s)| (n.to_string(), s.to_string())))
+            .collect())
+    }
+
+    /// Whether every daemon this cluster started is still running.
+    pub fn all_daemons_alive(&self) -> Vec<(String, bool)> {
+        self.daemons.iter().map(|d| (d.name.clone(), procs::alive(d.pid))).collect()
+    }
+
+    /// Leaves the cluster running after this value is dropped (the demo); stop it later
+    /// with [`stop_dir`].
+    pub fn detach(mut self) -> PathBuf {
+        self.detached = true;
+        self.dir.clone()
+    }
+
+    /// Stops everything now (also done on drop).
+    pub fn stop(mut self) -> Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<()> {
+        if self.daemons.is_empty() {
+            return Ok(());
+        }
+        let result = stop_dir(&self.dir);
+        self.daemons.clear();
+        result
+    }
+}
+
+/// Reads one `Key=value` field from `scontrol -o` output.
+pub fn scontrol_field(text: &str, field: &str) -> Option<String> {
+    let prefix = format!("{field}=");
+    // Values may contain spaces only in the last fields (Command=, WorkDir=); the fields
+    // tests read do not.
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(prefix.as_str()))
+        .map(|v| if v == "(null)" { String::new() } else { v.to_string() })
+}
+
+fn installed_name(artifact: &Path) -> Result<String> {
+    let Some(file) = artifact.file_name().and_then(|f| f.to_str()) else {
+        return err(format!("bad plugin path {}", artifact.display()));
+    };
+    // cargo names a cdylib lib<name>.so; Slurm wants <type>_<name>.so without the prefix.
+    Ok(file.strip_prefix("lib").unwrap_or(file).to_string())
+}
+
+fn unsafe_geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
+        if let Err(e) = self.stop_inner() {
+            eprintln!("local-cluster: stopping {}: {e}", self.dir.display());
+        }
+        if std::env::var_os("LOCAL_CLUSTER_KEEP").is_some() {
+            if let Some(t) = self._tempdir.take() {
+                let kept = t.keep();
+                eprintln!("local-cluster: kept {}", kept.display());
+            }
+        }
+    }
+}
+
+/// Stops the cluster whose directory is `dir`: cancels its jobs, stops its daemons (by the
+/// pids it recorded, checked to still be that cluster's), then kills any process still
+/// holding a file under `dir` (slurmstepd and job processes). Never touches anything else.
+pub fn stop_dir(dir: &Path) -> Result<()> {
+    let pids_path = dir.join(layout::PIDS);
+    let text = match fs::read_to_string(&pids_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return err(format!("read {}: {e}", pids_path.display())),
+    };
+    let daemons: Vec<Daemon> = text
+        .lines()
+        .filter_map(|l| {
+            let (pid, name) = l.split_once(' ')?;
+            Some(Daemon {
+                pid: pid.parse().ok()?,
+                name: name.to_string(),
+            })
+        })
+        .collect();
+    let conf = dir.join(layout::SLURM_CONF);
+    let ctld_up = daemons
+        .iter()
+        .any(|d| d.name == "slurmctld" && procs::alive(d.pid) && procs::belongs_to(d.pid, dir));
+    if ctld_up {
+        // Cancel jobs first so slurmstepds end their tasks themselves.
+        let jobs = Command::new("squeue")
+            .env("SLURM_CONF", &conf)
+            .args(["-h", "-o", "%A"])
+            .output();
+        if let Ok(out) = jobs {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let _ = Command::new("scancel").env("SLURM_CONF", &conf).args(&ids).output();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline && !procs::holders_of(dir).is_empty() && procs::any_stepd(dir) {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+    // Reverse start order: slurmd, slurmctld, slurmdbd, mariadb, munged.
+    for d in daemons.iter().rev() {
+        if procs::alive(d.pid) && procs::belongs_to(d.pid, dir) {
+            procs::terminate(d.pid, Duration::from_secs(15));
+        }
+    }
+    for pid in procs::holders_of(dir) {
+        procs::terminate(pid, Duration::from_secs(5));
+    }
+    let leftover: Vec<u32> = procs::holders_of(dir);
+    let _ = fs::remove_file(&pids_path);
+    if leftover.is_empty() {
+        Ok(())
+    } else {
+        err(format!("processes still hold files in {}: {leftover:?}", dir.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scontrol_fields() {
+        let text = "JobId=12 JobName=x UserId=u(1000) JobState=COMPLETED Reason=None Comment=(null) NodeList=n[1-2]\n";
+        assert_eq!(scontrol_field(text, "JobState").as_deref(), Some("COMPLETED"));
+        assert_eq!(scontrol_field(text, "NodeList").as_deref(), Some("n[1-2]"));
+        assert_eq!(scontrol_field(text, "Comment").as_deref(), Some(""));
+        assert_eq!(scontrol_field(text, "Missing"), None);
+        // JobName= must not match Name=.
+        assert_eq!(scontrol_field(text, "Name"), None);
+    }
+
+    #[test]
+    fn plugin_file_names() {
+        assert_eq!(installed_name(Path::new("/t/libjob_submit_mlpolicy.so")).unwrap(), "job_submit_mlpolicy.so");
+        assert_eq!(installed_name(Path::new("/t/spank_mlenv.so")).unwrap(), "spank_mlenv.so");
+    }
+
+    #[test]
+    fn ports_are_distinct() {
+        let p = free_ports(6).unwrap();
+        let mut q = p.clone();
+        q.sort();
+        q.dedup();
+        assert_eq!(q.len(), 6);
+    }
+}

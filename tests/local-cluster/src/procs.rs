@@ -1,0 +1,124 @@
+//! Process bookkeeping for teardown: is a pid alive, is it ours, who holds files in a dir.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::{io, Result};
+
+/// True while `pid` runs (a zombie counts as gone; our own zombies are reaped here).
+pub fn alive(pid: u32) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    let mut status = 0;
+    // SAFETY: reaps `pid` if it is our exited child; ECHILD otherwise, which is fine.
+    unsafe { libc::waitpid(p, &mut status, libc::WNOHANG) };
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Whether `pid` is one of the cluster's processes: its command line or environment
+/// names the cluster directory (a recycled pid would not).
+pub fn belongs_to(pid: u32, dir: &Path) -> bool {
+    let needle = dir.as_os_str().as_bytes();
+    ["cmdline", "environ"].iter().any(|f| {
+        fs::read(format!("/proc/{pid}/{f}"))
+            .map(|b| b.windows(needle.len()).any(|w| w == needle))
+            .unwrap_or(false)
+    })
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(p) = libc::pid_t::try_from(pid) {
+        // SAFETY: sending a signal has no memory-safety preconditions.
+        unsafe { libc::kill(p, sig) };
+    }
+}
+
+/// SIGTERM, wait up to `grace`, then SIGKILL.
+pub fn terminate(pid: u32, grace: Duration) {
+    signal(pid, libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive(pid) {
+        signal(pid, libc::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn inside(link: &Path, dir: &Path) -> bool {
+    link.starts_with(dir)
+}
+
+/// Processes (other than this one) whose working directory or an open file is under `dir`.
+pub fn holders_of(dir: &Path) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me || !alive(pid) {
+            continue;
+        }
+        let cwd_inside = fs::read_link(format!("/proc/{pid}/cwd"))
+            .map(|l| inside(&l, dir))
+            .unwrap_or(false);
+        let fd_inside = || {
+            fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|fds| {
+                    fds.flatten()
+                        .any(|fd| fs::read_link(fd.path()).map(|l| inside(&l, dir)).unwrap_or(false))
+                })
+                .unwrap_or(false)
+        };
+        if cwd_inside || fd_inside() {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether a slurmstepd still holds files under `dir`.
+pub fn any_stepd(dir: &Path) -> bool {
+    holders_of(dir).into_iter().any(|pid| {
+        fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.starts_with("slurmstepd"))
+            .unwrap_or(false)
+    })
+}
+
+/// Creates a character device node (root only).
+pub fn mknod_char(path: &Path, major: u32, minor: u32) -> Result<()> {
+    let c = io(
+        "device path",
+        CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other),
+    )?;
+    // SAFETY: valid C string; mknod has no other preconditions.
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(major, minor)) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        io(
+            &format!("mknod {}", path.display()),
+            Err(std::io::Error::last_os_error()),
+        )
+    }
+}
