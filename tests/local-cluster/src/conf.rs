@@ -125,7 +125,10 @@ pub fn slurm_conf(c: &ConfInputs) -> String {
             line("AccountingStorageType=accounting_storage/slurmdbd".into());
             line("AccountingStorageHost=localhost".into());
             line(format!("AccountingStoragePort={}", a.dbd_port));
+            // Connections to slurmdbd take their munge socket from here, not AuthInfo.
+            line(format!("AccountingStoragePass={}", p(&c.munge_socket)));
             line("JobAcctGatherType=jobacct_gather/linux".into());
+            line("AccountingStorageTRES=gres/gpu".into());
         }
         None => line("AccountingStorageType=accounting_storage/none".into()),
     }
@@ -276,7 +279,7 @@ mod tests {
         };
         c.accounting = Some(a.clone());
         let s = slurm_conf(&c);
-        assert!(s.contains("AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\nAccountingStoragePort=7100\n"));
+        assert!(s.contains("AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\nAccountingStoragePort=7100\nAccountingStoragePass=/tmp/lc/munge/munge.socket\n"));
         let d = slurmdbd_conf(&c, &a);
         assert!(d.contains("DbdPort=7100\n") && d.contains("StoragePort=7200\n") && d.contains("StoragePass=pw\n"));
     }

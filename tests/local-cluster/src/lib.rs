@@ -313,6 +313,9 @@ impl Cluster {
             )?;
         }
         cluster.wait_nodes_idle(opts.start_timeout)?;
+        if cluster.inputs.accounting.is_some() {
+            cluster.wait_registered_with_slurmdbd(opts.start_timeout)?;
+        }
         Ok(cluster)
     }
 
@@ -562,6 +565,23 @@ impl Cluster {
         Ok(())
     }
 
+    /// Jobs submitted before slurmctld has registered with slurmdbd get incomplete records
+    /// (sacct shows them as root's "allocation"), so start-up waits for the registration.
+    fn wait_registered_with_slurmdbd(&self, timeout: Duration) -> Result<()> {
+        let name = self.inputs.cluster_name.clone();
+        let port = self.inputs.slurmctld_port.to_string();
+        let ok = self.wait_until(timeout, || {
+            self.run("sacctmgr", ["-n", "-P", "show", "cluster", name.as_str(), "format=ControlPort"])
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim() == port)
+                .unwrap_or(false)
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(self.daemon_failure("slurmctld did not register with slurmdbd", &["slurmctld", "slurmdbd"]))
+        }
+    }
+
     fn start_slurmctld(&mut self) -> Result<()> {
         let conf = self.conf_path();
         self.spawn(
@@ -736,14 +756,33 @@ impl Cluster {
     }
 }
 
-/// Reads one `Key=value` field from `scontrol -o` output.
+/// Reads one `Key=value` field from `scontrol -o` output. A value may contain spaces
+/// (`Comment=two words`): words up to the next `Key=` belong to it.
 pub fn scontrol_field(text: &str, field: &str) -> Option<String> {
-    let prefix = format!("{field}=");
-    // Values may contain spaces only in the last fields (Command=, WorkDir=); the fields
-    // tests read do not.
-    text.split_whitespace()
-        .find_map(|w| w.strip_prefix(prefix.as_str()))
-        .map(|v| if v == "(null)" { String::new() } else { v.to_string() })
+    let starts_field = |w: &str| {
+        w.split_once('=').is_some_and(|(k, _)| {
+            !k.is_empty()
+                && k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '/'))
+        })
+    };
+    let mut words = text.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        let Some(first) = w.strip_prefix(field).and_then(|r| r.strip_prefix('=')) else {
+            continue;
+        };
+        let mut value = first.to_string();
+        while let Some(next) = words.peek() {
+            if starts_field(next) {
+                break;
+            }
+            value.push(' ');
+            value.push_str(next);
+            words.next();
+        }
+        return Some(if value == "(null)" { String::new() } else { value });
+    }
+    None
 }
 
 fn installed_name(artifact: &Path) -> Result<String> {
@@ -844,11 +883,14 @@ mod tests {
 
     #[test]
     fn scontrol_fields() {
-        let text = "JobId=12 JobName=x UserId=u(1000) JobState=COMPLETED Reason=None Comment=(null) NodeList=n[1-2]\n";
+        let text = "JobId=12 JobName=x UserId=u(1000) JobState=COMPLETED Reason=None Comment=(null) NodeList=n[1-2] \
+                    AdminComment=two words here TRES=cpu=1,gres/gpu=2\n";
         assert_eq!(scontrol_field(text, "JobState").as_deref(), Some("COMPLETED"));
         assert_eq!(scontrol_field(text, "NodeList").as_deref(), Some("n[1-2]"));
         assert_eq!(scontrol_field(text, "Comment").as_deref(), Some(""));
         assert_eq!(scontrol_field(text, "Missing"), None);
+        assert_eq!(scontrol_field(text, "AdminComment").as_deref(), Some("two words here"));
+        assert_eq!(scontrol_field(text, "TRES").as_deref(), Some("cpu=1,gres/gpu=2"));
         // JobName= must not match Name=.
         assert_eq!(scontrol_field(text, "Name"), None);
     }
