@@ -17,7 +17,10 @@ fn main() {
         }
     };
     slurm_locate::emit_rerun_hints(Some(&headers));
-    println!("cargo:rustc-env=SLURM_ML_HEADERS_VERSION={}", headers.version);
+    println!(
+        "cargo:rustc-env=SLURM_ML_HEADERS_VERSION={}",
+        headers.version
+    );
 
     // The daemons are optional on a build host (packaging), so a missing one is fine;
     // a different release is a plugin that will not load: say so now.
@@ -36,7 +39,10 @@ fn main() {
                 v
             ),
             Some(_) => {}
-            None => println!("cargo:warning=cannot read {daemon} -V output: {}", text.trim()),
+            None => println!(
+                "cargo:warning=cannot read {daemon} -V output: {}",
+                text.trim()
+            ),
         }
     }
 }

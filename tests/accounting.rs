@@ -16,7 +16,19 @@ fn sacct_lists_a_finished_job() {
     });
     let user = ensure_user("mltest-a").unwrap();
     let job = c
-        .sbatch(Some(&user), &["-J", "acct-smoke", "-N2", "--gpus-per-node=1", "-o", "/dev/null", "--wrap", "srun true"])
+        .sbatch(
+            Some(&user),
+            &[
+                "-J",
+                "acct-smoke",
+                "-N2",
+                "--gpus-per-node=1",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "srun true",
+            ],
+        )
         .unwrap();
     assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
     // slurmctld sends job records to slurmdbd asynchronously; for a moment the row can
@@ -24,16 +36,44 @@ fn sacct_lists_a_finished_job() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let line = loop {
         let out = ok(c
-            .run("sacct", ["-n", "-X", "-P", "-j", &job.to_string(), "-o", "JobID,JobName,User,State,NNodes,AllocTRES"])
+            .run(
+                "sacct",
+                [
+                    "-n",
+                    "-X",
+                    "-P",
+                    "-j",
+                    &job.to_string(),
+                    "-o",
+                    "JobID,JobName,User,State,NNodes,AllocTRES",
+                ],
+            )
             .unwrap());
         let text = stdout(&out);
         if text.contains("|acct-smoke|") && text.contains("|COMPLETED|") {
             break text.trim().to_string();
         }
-        assert!(Instant::now() < deadline, "sacct never showed job {job} completed; last output: {text:?}\nslurmdbd log:\n{}", c.log("slurmdbd"));
+        assert!(
+            Instant::now() < deadline,
+            "sacct never showed job {job} completed; last output: {text:?}\nslurmdbd log:\n{}",
+            c.log("slurmdbd")
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     let fields: Vec<&str> = line.split('|').collect();
-    assert_eq!(&fields[..5], [job.to_string().as_str(), "acct-smoke", "mltest-a", "COMPLETED", "2"], "{line}");
-    assert!(fields[5].contains("gres/gpu=2"), "GPU use is accounted: {line}");
+    assert_eq!(
+        &fields[..5],
+        [
+            job.to_string().as_str(),
+            "acct-smoke",
+            "mltest-a",
+            "COMPLETED",
+            "2"
+        ],
+        "{line}"
+    );
+    assert!(
+        fields[5].contains("gres/gpu=2"),
+        "GPU use is accounted: {line}"
+    );
 }

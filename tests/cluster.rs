@@ -11,14 +11,35 @@ use local_cluster::{ensure_user, Options};
 #[test]
 fn srun_spreads_six_tasks_over_three_nodes() {
     let c = start(Options::default());
-    let out = ok(c.run("srun", ["-N3", "-n6", "-l", "bash", "-c", "echo $SLURMD_NODENAME $(hostname)"]).unwrap());
+    let out = ok(c
+        .run(
+            "srun",
+            [
+                "-N3",
+                "-n6",
+                "-l",
+                "bash",
+                "-c",
+                "echo $SLURMD_NODENAME $(hostname)",
+            ],
+        )
+        .unwrap());
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
     for line in stdout(&out).lines() {
         // "3: n2 vm"
-        let node = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+        let node = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
         *per_node.entry(node).or_default() += 1;
     }
-    assert_eq!(per_node.keys().cloned().collect::<Vec<_>>(), ["n1", "n2", "n3"], "{}", stdout(&out));
+    assert_eq!(
+        per_node.keys().cloned().collect::<Vec<_>>(),
+        ["n1", "n2", "n3"],
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(per_node.values().sum::<usize>(), 6);
 }
 
@@ -30,13 +51,22 @@ fn sbatch_runs_as_the_submitting_user_and_completes() {
     let job = c
         .sbatch(
             Some(&user),
-            &["-N2", "-o", out_file.to_str().unwrap(), "--wrap", "id -un; srun -N2 hostname | wc -l"],
+            &[
+                "-N2",
+                "-o",
+                out_file.to_str().unwrap(),
+                "--wrap",
+                "id -un; srun -N2 hostname | wc -l",
+            ],
         )
         .unwrap();
     assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
     let text = fs::read_to_string(c.work_dir().join(format!("whoami-{job}.out"))).unwrap();
     assert_eq!(text, "mltest-a\n2\n");
-    assert_eq!(c.job_field(job, "UserId").unwrap().unwrap(), format!("mltest-a({})", user.uid));
+    assert_eq!(
+        c.job_field(job, "UserId").unwrap().unwrap(),
+        format!("mltest-a({})", user.uid)
+    );
 }
 
 #[test]
@@ -44,19 +74,42 @@ fn gpu_requests_schedule_on_the_placeholder_devices() {
     let c = start(Options::default());
     // --gpus-per-node: two GPUs on each of two nodes, as CUDA_VISIBLE_DEVICES shows.
     let out = ok(c
-        .run("srun", ["-N2", "--gpus-per-node=2", "bash", "-c", "echo $SLURMD_NODENAME:$CUDA_VISIBLE_DEVICES"])
+        .run(
+            "srun",
+            [
+                "-N2",
+                "--gpus-per-node=2",
+                "bash",
+                "-c",
+                "echo $SLURMD_NODENAME:$CUDA_VISIBLE_DEVICES",
+            ],
+        )
         .unwrap());
     let mut lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
     lines.sort();
     assert_eq!(lines, ["n1:0,1", "n2:0,1"]);
     // --gres=gpu:N
-    let out = ok(c.run("srun", ["--gres=gpu:3", "printenv", "SLURM_STEP_GPUS"]).unwrap());
+    let out = ok(c
+        .run("srun", ["--gres=gpu:3", "printenv", "SLURM_STEP_GPUS"])
+        .unwrap());
     assert_eq!(stdout(&out).trim(), "0,1,2");
     // --gpus over two nodes: 8 + 1.
     let out = ok(c
-        .run("srun", ["-N2", "--gpus=9", "bash", "-c", "echo $CUDA_VISIBLE_DEVICES | tr , '\\n' | wc -l"])
+        .run(
+            "srun",
+            [
+                "-N2",
+                "--gpus=9",
+                "bash",
+                "-c",
+                "echo $CUDA_VISIBLE_DEVICES | tr , '\\n' | wc -l",
+            ],
+        )
         .unwrap());
-    let mut counts: Vec<u32> = stdout(&out).lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let mut counts: Vec<u32> = stdout(&out)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
     counts.sort();
     assert_eq!(counts, [1, 8]);
     // More GPUs than a node has is refused by the scheduler.
@@ -83,7 +136,10 @@ fn two_clusters_run_side_by_side_and_teardown_leaves_nothing() {
     let job = b.sbatch(None, &["--wrap", "sleep 300"]).unwrap();
     let deadline = std::time::Instant::now() + JOB_TIMEOUT;
     while b.job_field(job, "JobState").unwrap().as_deref() != Some("RUNNING") {
-        assert!(std::time::Instant::now() < deadline, "job {job} never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job} never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let b_dir = b.dir().to_path_buf();
@@ -95,10 +151,13 @@ fn two_clusters_run_side_by_side_and_teardown_leaves_nothing() {
     assert_eq!(pids.len(), 3, "munged, slurmctld, one slurmd");
     b.stop().unwrap();
     for pid in pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            stat.contains(") Z")
-        }, "daemon {pid} survived teardown");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                stat.contains(") Z")
+            },
+            "daemon {pid} survived teardown"
+        );
     }
     // No sleep 300 (or slurmstepd) of cluster b is left.
     let leftovers: Vec<String> = fs::read_dir("/proc")
@@ -108,10 +167,15 @@ fn two_clusters_run_side_by_side_and_teardown_leaves_nothing() {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
             let needle = b_dir.as_os_str().as_encoded_bytes();
-            env.windows(needle.len()).any(|w| w == needle).then(|| pid.to_string())
+            env.windows(needle.len())
+                .any(|w| w == needle)
+                .then(|| pid.to_string())
         })
         .collect();
-    assert!(leftovers.is_empty(), "processes of the stopped cluster: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "processes of the stopped cluster: {leftovers:?}"
+    );
     // The other cluster is untouched.
     ok(a.run("srun", ["-N3", "true"]).unwrap());
 }

@@ -10,9 +10,21 @@ use local_cluster::cargo_artifact;
 
 fn dynamic_symbols(lib: &str, defined: bool) -> BTreeSet<String> {
     let path = cargo_artifact(lib).unwrap_or_else(|e| panic!("{e}"));
-    let flag = if defined { "--defined-only" } else { "--undefined-only" };
-    let out = Command::new("nm").args(["-D", flag]).arg(&path).output().expect("nm (binutils) runs");
-    assert!(out.status.success(), "nm failed: {}", String::from_utf8_lossy(&out.stderr));
+    let flag = if defined {
+        "--defined-only"
+    } else {
+        "--undefined-only"
+    };
+    let out = Command::new("nm")
+        .args(["-D", flag])
+        .arg(&path)
+        .output()
+        .expect("nm (binutils) runs");
+    assert!(
+        out.status.success(),
+        "nm failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().last().map(str::to_string))
@@ -23,11 +35,19 @@ fn dynamic_symbols(lib: &str, defined: bool) -> BTreeSet<String> {
 
 fn needed(lib: &str) -> Vec<String> {
     let path = cargo_artifact(lib).unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new("readelf").arg("-d").arg(&path).output().expect("readelf (binutils) runs");
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(&path)
+        .output()
+        .expect("readelf (binutils) runs");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.contains("(NEEDED)"))
-        .filter_map(|l| l.split('[').nth(1).map(|s| s.trim_end_matches(']').to_string()))
+        .filter_map(|l| {
+            l.split('[')
+                .nth(1)
+                .map(|s| s.trim_end_matches(']').to_string())
+        })
         .collect()
 }
 
@@ -55,7 +75,15 @@ fn spank_plugin_exports_only_its_hooks() {
 fn job_submit_plugin_exports_the_job_submit_interface() {
     assert_eq!(
         dynamic_symbols("libjob_submit_selftest.so", true),
-        set(&["fini", "init", "job_modify", "job_submit", "plugin_name", "plugin_type", "plugin_version"])
+        set(&[
+            "fini",
+            "init",
+            "job_modify",
+            "job_submit",
+            "plugin_name",
+            "plugin_type",
+            "plugin_version"
+        ])
     );
 }
 
@@ -63,7 +91,10 @@ fn job_submit_plugin_exports_the_job_submit_interface() {
 fn plugins_do_not_link_libslurm() {
     for lib in ["libspank_selftest.so", "libjob_submit_selftest.so"] {
         let needed = needed(lib);
-        assert!(!needed.is_empty(), "readelf found no NEEDED entries in {lib}");
+        assert!(
+            !needed.is_empty(),
+            "readelf found no NEEDED entries in {lib}"
+        );
         assert!(
             needed.iter().all(|n| !n.contains("slurm")),
             "{lib} links {needed:?}: Slurm symbols must come from the daemon"

@@ -13,7 +13,11 @@ const PANIC_TO_USER: &str = "sbatch: error: job_submit/selftest: internal error 
 
 fn assert_daemons_up(c: &local_cluster::Cluster) {
     for (name, alive) in c.all_daemons_alive() {
-        assert!(alive, "{name} died; its log:\n{}", local_cluster::tail(&c.log_path(&name), 30));
+        assert!(
+            alive,
+            "{name} died; its log:\n{}",
+            local_cluster::tail(&c.log_path(&name), 30)
+        );
     }
     for (node, state) in c.node_states().unwrap() {
         assert_eq!(state, "idle", "node {node} is {state}");
@@ -24,19 +28,40 @@ fn assert_daemons_up(c: &local_cluster::Cluster) {
 fn spank_plugin_sets_the_variable_in_every_task() {
     let c = selftest_cluster();
     let out = ok(c
-        .run("srun", ["-N3", "-n6", "bash", "-c", "echo $SLURM_JOB_ID.$SLURM_STEP_ID=$SLURM_ML_SELFTEST"])
+        .run(
+            "srun",
+            [
+                "-N3",
+                "-n6",
+                "bash",
+                "-c",
+                "echo $SLURM_JOB_ID.$SLURM_STEP_ID=$SLURM_ML_SELFTEST",
+            ],
+        )
         .unwrap());
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 6, "{}", stdout(&out));
     for l in &lines {
         let (expected, got) = l.split_once('=').unwrap();
-        assert_eq!(got, expected, "task saw SLURM_ML_SELFTEST={got}, job.step is {expected}");
+        assert_eq!(
+            got, expected,
+            "task saw SLURM_ML_SELFTEST={got}, job.step is {expected}"
+        );
     }
     // And in a batch job of a regular user: the second step sees its own step id.
     let user = ensure_user("mltest-a").unwrap();
     let job = c
-        .sbatch(Some(&user), &["-N2", "-o", "/dev/null", "--wrap", "srun true; srun -N2 bash -c 'echo $SLURM_ML_SELFTEST' > spank-$SLURM_JOB_ID.txt"])
+        .sbatch(
+            Some(&user),
+            &[
+                "-N2",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "srun true; srun -N2 bash -c 'echo $SLURM_ML_SELFTEST' > spank-$SLURM_JOB_ID.txt",
+            ],
+        )
         .unwrap();
     assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
     let text = std::fs::read_to_string(c.work_dir().join(format!("spank-{job}.txt"))).unwrap();
@@ -47,14 +72,18 @@ fn spank_plugin_sets_the_variable_in_every_task() {
 fn spank_panics_are_caught_and_the_node_stays_up() {
     let c = selftest_cluster();
     // In slurmstepd itself (user_init runs before the tasks are forked).
-    let out = c.run("srun", ["--selftest-panic=user_init", "true"]).unwrap();
+    let out = c
+        .run("srun", ["--selftest-panic=user_init", "true"])
+        .unwrap();
     let err = stderr(&out);
     assert!(
         err.contains("error: spank_selftest: user_init: internal error (panic): deliberate panic in user_init (--selftest-panic)"),
         "{err}"
     );
     // In the forked task, just before exec.
-    let out = c.run("srun", ["-N2", "--selftest-panic=task_init", "true"]).unwrap();
+    let out = c
+        .run("srun", ["-N2", "--selftest-panic=task_init", "true"])
+        .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -70,9 +99,13 @@ fn spank_panics_are_caught_and_the_node_stays_up() {
         stderr(&out)
     );
     // The daemons stay up, no node is drained, and the next step runs everywhere.
-    assert!(c.log("slurmd-n1").contains("spank_selftest: user_init: internal error (panic)"));
+    assert!(c
+        .log("slurmd-n1")
+        .contains("spank_selftest: user_init: internal error (panic)"));
     assert_daemons_up(&c);
-    let out = ok(c.run("srun", ["-N3", "printenv", "SLURM_ML_SELFTEST"]).unwrap());
+    let out = ok(c
+        .run("srun", ["-N3", "printenv", "SLURM_ML_SELFTEST"])
+        .unwrap());
     assert_eq!(stdout(&out).lines().count(), 3);
 }
 
@@ -80,11 +113,16 @@ fn spank_panics_are_caught_and_the_node_stays_up() {
 fn job_submit_plugin_rejects_with_the_users_message() {
     let c = selftest_cluster();
     let user = ensure_user("mltest-a").unwrap();
-    let out = c.run_as(&user, "sbatch", ["-J", "selftest-reject", "--wrap", "true"]).unwrap();
+    let out = c
+        .run_as(&user, "sbatch", ["-J", "selftest-reject", "--wrap", "true"])
+        .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains(REJECT), "{err}");
-    assert!(err.contains("Batch job submission failed: Access/permission denied"), "{err}");
+    assert!(
+        err.contains("Batch job submission failed: Access/permission denied"),
+        "{err}"
+    );
     // srun allocations go through the plugin as well.
     let out = c.run("srun", ["-J", "selftest-reject", "true"]).unwrap();
     assert!(!out.status.success());
@@ -94,7 +132,12 @@ fn job_submit_plugin_rejects_with_the_users_message() {
         stderr(&out)
     );
     // Other jobs are untouched.
-    let job = c.sbatch(Some(&user), &["-J", "fine", "-o", "/dev/null", "--wrap", "true"]).unwrap();
+    let job = c
+        .sbatch(
+            Some(&user),
+            &["-J", "fine", "-o", "/dev/null", "--wrap", "true"],
+        )
+        .unwrap();
     assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
 }
 
@@ -102,7 +145,19 @@ fn job_submit_plugin_rejects_with_the_users_message() {
 fn job_submit_plugin_rewrites_fields_with_slurms_allocator() {
     let c = selftest_cluster();
     let job = c
-        .sbatch(None, &["-J", "selftest-rewrite", "--comment", "from the user", "-o", "/dev/null", "--wrap", "true"])
+        .sbatch(
+            None,
+            &[
+                "-J",
+                "selftest-rewrite",
+                "--comment",
+                "from the user",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "true",
+            ],
+        )
         .unwrap();
     assert_eq!(
         c.job_field(job, "Comment").unwrap().as_deref(),
@@ -114,7 +169,9 @@ fn job_submit_plugin_rewrites_fields_with_slurms_allocator() {
 #[test]
 fn job_submit_panic_is_caught_and_slurmctld_keeps_scheduling() {
     let c = selftest_cluster();
-    let out = c.run("sbatch", ["-J", "selftest-panic", "--wrap", "true"]).unwrap();
+    let out = c
+        .run("sbatch", ["-J", "selftest-panic", "--wrap", "true"])
+        .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains(PANIC_TO_USER), "{err}");
@@ -124,18 +181,34 @@ fn job_submit_panic_is_caught_and_slurmctld_keeps_scheduling() {
         "{log}"
     );
     assert_daemons_up(&c);
-    let job = c.sbatch(None, &["-o", "/dev/null", "--wrap", "true"]).unwrap();
+    let job = c
+        .sbatch(None, &["-o", "/dev/null", "--wrap", "true"])
+        .unwrap();
     assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
 }
 
 #[test]
 fn job_modify_goes_through_the_plugin() {
     let c = selftest_cluster();
-    let job = c.sbatch(None, &["-H", "-J", "held", "-o", "/dev/null", "--wrap", "true"]).unwrap();
+    let job = c
+        .sbatch(
+            None,
+            &["-H", "-J", "held", "-o", "/dev/null", "--wrap", "true"],
+        )
+        .unwrap();
     let id = format!("jobid={job}");
-    let out = c.run("scontrol", ["update", &id, "name=selftest-reject"]).unwrap();
-    assert!(!out.status.success(), "the rename was accepted: {}", stdout(&out));
-    assert_eq!(c.job_field(job, "JobName").unwrap().as_deref(), Some("held"));
+    let out = c
+        .run("scontrol", ["update", &id, "name=selftest-reject"])
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the rename was accepted: {}",
+        stdout(&out)
+    );
+    assert_eq!(
+        c.job_field(job, "JobName").unwrap().as_deref(),
+        Some("held")
+    );
     assert!(
         c.log("slurmctld")
             .contains("job_submit/selftest: job_modify refused for uid 0: job_submit/selftest: jobs named 'selftest-reject' are refused"),
@@ -143,6 +216,9 @@ fn job_modify_goes_through_the_plugin() {
         c.log("slurmctld")
     );
     ok(c.run("scontrol", ["update", &id, "name=renamed"]).unwrap());
-    assert_eq!(c.job_field(job, "JobName").unwrap().as_deref(), Some("renamed"));
+    assert_eq!(
+        c.job_field(job, "JobName").unwrap().as_deref(),
+        Some("renamed")
+    );
     ok(c.run("scancel", [job.to_string()]).unwrap());
 }

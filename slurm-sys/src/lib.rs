@@ -9,7 +9,12 @@
 //! for the installed release; dependents that need them call `slurm_locate::emit_cfgs`
 //! with `DEP_SLURM_VERSION_NUMBER` in their own build script.
 
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

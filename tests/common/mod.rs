@@ -19,7 +19,13 @@ pub fn stderr(o: &Output) -> String {
 
 /// Panics with the command's output when it failed.
 pub fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "command failed ({}):\nstdout:\n{}\nstderr:\n{}", o.status, stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "command failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
     o
 }
 

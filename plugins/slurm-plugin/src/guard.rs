@@ -35,7 +35,10 @@ fn install_panic_hook() {
             if IN_GUARD.with(|g| g.get()) {
                 LAST_PANIC.with(|p| *p.borrow_mut() = Some(text));
             } else {
-                log::write(SlurmLevel::Error, &format!("{}: panic outside an entry point: {text}", log::prefix()));
+                log::write(
+                    SlurmLevel::Error,
+                    &format!("{}: panic outside an entry point: {text}", log::prefix()),
+                );
             }
         }));
     });
@@ -61,7 +64,10 @@ pub fn catch<T>(entry: &str, body: impl FnOnce() -> T) -> Result<T, Panicked> {
             .unwrap_or_else(|| "unknown panic".to_string());
         log::write(
             SlurmLevel::Error,
-            &format!("{}: {entry}: internal error (panic): {message}", log::prefix()),
+            &format!(
+                "{}: {entry}: internal error (panic): {message}",
+                log::prefix()
+            ),
         );
         Panicked { message }
     })
@@ -95,7 +101,9 @@ mod tests {
 
     #[test]
     fn nested_guards_restore_state() {
-        let r = catch("outer", || catch("inner", || -> i32 { panic!("inner") }).is_err());
+        let r = catch("outer", || {
+            catch("inner", || -> i32 { panic!("inner") }).is_err()
+        });
         assert_eq!(r, Ok(true));
         assert!(!IN_GUARD.with(|g| g.get()));
     }

@@ -79,8 +79,14 @@ mod tests {
 
     #[test]
     fn expands_with_slurms_grammar() {
-        assert_eq!(HostList::expand("n[1-3],gpu-[07-08]").unwrap(), ["n1", "n2", "n3", "gpu-07", "gpu-08"]);
-        assert_eq!(HostList::first("ip-10-0-1-[5-6]").unwrap().as_deref(), Some("ip-10-0-1-5"));
+        assert_eq!(
+            HostList::expand("n[1-3],gpu-[07-08]").unwrap(),
+            ["n1", "n2", "n3", "gpu-07", "gpu-08"]
+        );
+        assert_eq!(
+            HostList::first("ip-10-0-1-[5-6]").unwrap().as_deref(),
+            Some("ip-10-0-1-5")
+        );
         assert_eq!(HostList::expand("").unwrap(), Vec::<String>::new());
     }
 

@@ -151,7 +151,10 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(code: c_int, message: impl Into<String>) -> Self {
-        Rejection { code, message: message.into() }
+        Rejection {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -247,11 +250,17 @@ pub unsafe fn run_call<P: JobSubmitPlugin>(
     let outcome = guard::catch(entry, || {
         // SAFETY: per this function's contract.
         let Some(mut job) = (unsafe { JobDesc::from_raw(job_desc) }) else {
-            return Err(Rejection::new(crate::rc::ERROR, format!("{prefix}: no job description")));
+            return Err(Rejection::new(
+                crate::rc::ERROR,
+                format!("{prefix}: no job description"),
+            ));
         };
         let state = read(state);
         let Some(plugin) = state.as_ref() else {
-            return Err(Rejection::new(crate::rc::ERROR, format!("{prefix}: plugin not initialised")));
+            return Err(Rejection::new(
+                crate::rc::ERROR,
+                format!("{prefix}: plugin not initialised"),
+            ));
         };
         match call {
             Call::Submit => plugin.job_submit(&mut job, submit_uid),
@@ -265,7 +274,10 @@ pub unsafe fn run_call<P: JobSubmitPlugin>(
     };
     log::write(
         SlurmLevel::Info,
-        &format!("{prefix}: {entry} refused for uid {submit_uid}: {}", rejection.message),
+        &format!(
+            "{prefix}: {entry} refused for uid {submit_uid}: {}",
+            rejection.message
+        ),
     );
     // SAFETY: per this function's contract.
     unsafe { set_err_msg(err_msg, &rejection.message) };
@@ -290,7 +302,8 @@ macro_rules! job_submit_plugin {
     (name: $name:literal, description: $desc:literal, plugin: $ty:ty $(,)?) => {
         $crate::__export_plugin_identity!($desc, concat!("job_submit/", $name));
 
-        static __JOB_SUBMIT_STATE: ::std::sync::RwLock<::std::option::Option<$ty>> = ::std::sync::RwLock::new(None);
+        static __JOB_SUBMIT_STATE: ::std::sync::RwLock<::std::option::Option<$ty>> =
+            ::std::sync::RwLock::new(None);
 
         #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
@@ -345,7 +358,13 @@ macro_rules! __export_job_modify {
             // SAFETY: slurmctld's own arguments; job_ptr (job_record_t, private and changing
             // every release) is never dereferenced.
             unsafe {
-                $crate::job_submit::run_call::<$ty>(&$state, $crate::job_submit::Call::Modify, job_desc, submit_uid, err_msg)
+                $crate::job_submit::run_call::<$ty>(
+                    &$state,
+                    $crate::job_submit::Call::Modify,
+                    job_desc,
+                    submit_uid,
+                    err_msg,
+                )
             }
         }
     };

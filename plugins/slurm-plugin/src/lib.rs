@@ -57,10 +57,12 @@ macro_rules! __export_plugin_identity {
         const __PLUGIN_TYPE: &str = concat!($type, "\0");
         #[allow(unsafe_code, non_upper_case_globals)]
         #[unsafe(no_mangle)]
-        pub static plugin_name: [u8; __PLUGIN_NAME.len()] = $crate::__private::c_array(__PLUGIN_NAME);
+        pub static plugin_name: [u8; __PLUGIN_NAME.len()] =
+            $crate::__private::c_array(__PLUGIN_NAME);
         #[allow(unsafe_code, non_upper_case_globals)]
         #[unsafe(no_mangle)]
-        pub static plugin_type: [u8; __PLUGIN_TYPE.len()] = $crate::__private::c_array(__PLUGIN_TYPE);
+        pub static plugin_type: [u8; __PLUGIN_TYPE.len()] =
+            $crate::__private::c_array(__PLUGIN_TYPE);
         #[allow(unsafe_code, non_upper_case_globals)]
         #[unsafe(no_mangle)]
         pub static plugin_version: u32 = $crate::__private::PLUGIN_VERSION;

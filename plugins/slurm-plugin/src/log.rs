@@ -122,7 +122,10 @@ impl Subscriber for SlurmLog {
         let mut visitor = MessageVisitor(String::new());
         event.record(&mut visitor);
         let level = event.metadata().level();
-        write(SlurmLevel::from_tracing(level), &self.format_line(level, &visitor.0));
+        write(
+            SlurmLevel::from_tracing(level),
+            &self.format_line(level, &visitor.0),
+        );
     }
 
     fn enter(&self, _span: &Id) {}
@@ -154,7 +157,10 @@ mod tests {
     #[test]
     fn lines_carry_prefix_and_warning_marker() {
         let log = SlurmLog::new("job_submit/mlpolicy");
-        assert_eq!(log.format_line(&Level::ERROR, "bad config"), "job_submit/mlpolicy: bad config");
+        assert_eq!(
+            log.format_line(&Level::ERROR, "bad config"),
+            "job_submit/mlpolicy: bad config"
+        );
         assert_eq!(
             log.format_line(&Level::WARN, "no aws-ofi-nccl"),
             "job_submit/mlpolicy: warning: no aws-ofi-nccl"

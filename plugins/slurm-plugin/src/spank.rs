@@ -25,7 +25,9 @@ pub struct SpankError {
 
 impl SpankError {
     pub fn new(message: impl Into<String>) -> Self {
-        SpankError { message: message.into() }
+        SpankError {
+            message: message.into(),
+        }
     }
 }
 
@@ -139,7 +141,10 @@ impl Spank {
         if rc == sys::ESPANK_SUCCESS {
             Ok(v)
         } else {
-            Err(SpankError::new(format!("cannot read {what}: {}", spank_strerror(rc))))
+            Err(SpankError::new(format!(
+                "cannot read {what}: {}",
+                spank_strerror(rc)
+            )))
         }
     }
 
@@ -192,7 +197,10 @@ impl Spank {
         if rc == sys::ESPANK_SUCCESS {
             Ok(v)
         } else {
-            Err(SpankError::new(format!("cannot read the task id: {}", spank_strerror(rc))))
+            Err(SpankError::new(format!(
+                "cannot read the task id: {}",
+                spank_strerror(rc)
+            )))
         }
     }
 
@@ -211,7 +219,14 @@ impl Spank {
         loop {
             let len = c_int::try_from(buf.len()).unwrap_or(c_int::MAX);
             // SAFETY: buf is writable for `len` bytes.
-            let rc = unsafe { sys::spank_getenv(self.raw, cname.as_ptr(), buf.as_mut_ptr() as *mut c_char, len) };
+            let rc = unsafe {
+                sys::spank_getenv(
+                    self.raw,
+                    cname.as_ptr(),
+                    buf.as_mut_ptr() as *mut c_char,
+                    len,
+                )
+            };
             match rc {
                 sys::ESPANK_SUCCESS => {
                     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
@@ -220,7 +235,10 @@ impl Spank {
                 sys::ESPANK_ENV_NOEXIST => return Ok(None),
                 sys::ESPANK_NOSPACE if buf.len() < (1 << 20) => buf.resize(buf.len() * 4, 0),
                 _ => {
-                    return Err(SpankError::new(format!("cannot read ${name}: {}", spank_strerror(rc))));
+                    return Err(SpankError::new(format!(
+                        "cannot read ${name}: {}",
+                        spank_strerror(rc)
+                    )));
                 }
             }
         }
@@ -231,24 +249,38 @@ impl Spank {
     /// existing value is kept (and that is not an error).
     pub fn setenv(&self, name: &str, value: &str, overwrite: bool) -> SpankResult<()> {
         let cname = Self::c_name(name)?;
-        let cvalue =
-            CString::new(value).map_err(|_| SpankError::new(format!("value of ${name} contains a NUL byte")))?;
+        let cvalue = CString::new(value)
+            .map_err(|_| SpankError::new(format!("value of ${name} contains a NUL byte")))?;
         if !self.is_remote() {
             // SAFETY: valid C strings. srun/sbatch/salloc call SPANK hooks from their main
             // thread before they read the environment to pass on (spank.8).
-            let rc = unsafe { libc::setenv(cname.as_ptr(), cvalue.as_ptr(), c_int::from(overwrite)) };
+            let rc =
+                unsafe { libc::setenv(cname.as_ptr(), cvalue.as_ptr(), c_int::from(overwrite)) };
             return if rc == 0 {
                 Ok(())
             } else {
-                Err(SpankError::new(format!("cannot set ${name}: {}", std::io::Error::last_os_error())))
+                Err(SpankError::new(format!(
+                    "cannot set ${name}: {}",
+                    std::io::Error::last_os_error()
+                )))
             };
         }
         // SAFETY: valid handle and C strings.
-        let rc = unsafe { sys::spank_setenv(self.raw, cname.as_ptr(), cvalue.as_ptr(), c_int::from(overwrite)) };
+        let rc = unsafe {
+            sys::spank_setenv(
+                self.raw,
+                cname.as_ptr(),
+                cvalue.as_ptr(),
+                c_int::from(overwrite),
+            )
+        };
         match rc {
             sys::ESPANK_SUCCESS => Ok(()),
             sys::ESPANK_ENV_EXISTS if !overwrite => Ok(()),
-            _ => Err(SpankError::new(format!("cannot set ${name}: {}", spank_strerror(rc)))),
+            _ => Err(SpankError::new(format!(
+                "cannot set ${name}: {}",
+                spank_strerror(rc)
+            ))),
         }
     }
 
@@ -264,17 +296,26 @@ impl Spank {
         if rc == sys::ESPANK_SUCCESS {
             Ok(())
         } else {
-            Err(SpankError::new(format!("cannot unset ${name}: {}", spank_strerror(rc))))
+            Err(SpankError::new(format!(
+                "cannot unset ${name}: {}",
+                spank_strerror(rc)
+            )))
         }
     }
 
     /// Registers the options with Slurm. Slurm keeps a pointer to each `spank_option`
     /// (src/common/spank.c), so they are allocated once and live as long as the process.
-    fn register_options(&self, opts: &'static [SpankOpt], cb: sys::spank_opt_cb_f) -> SpankResult<()> {
+    fn register_options(
+        &self,
+        opts: &'static [SpankOpt],
+        cb: sys::spank_opt_cb_f,
+    ) -> SpankResult<()> {
         for opt in opts {
             let raw = Box::leak(Box::new(sys::spank_option {
                 name: opt.name.as_ptr() as *mut c_char,
-                arginfo: opt.arginfo.map_or(std::ptr::null_mut(), |a| a.as_ptr() as *mut c_char),
+                arginfo: opt
+                    .arginfo
+                    .map_or(std::ptr::null_mut(), |a| a.as_ptr() as *mut c_char),
                 usage: opt.usage.as_ptr() as *mut c_char,
                 has_arg: opt.has_arg as c_int,
                 val: opt.val,
@@ -352,7 +393,10 @@ fn report(result: SpankResult<()>) -> c_int {
     match result {
         Ok(()) => crate::rc::SUCCESS,
         Err(e) => {
-            log::write(SlurmLevel::Error, &format!("{}: {}", log::prefix(), e.message));
+            log::write(
+                SlurmLevel::Error,
+                &format!("{}: {}", log::prefix(), e.message),
+            );
             crate::rc::ERROR
         }
     }
@@ -391,11 +435,15 @@ pub unsafe fn run_init<P: SpankPlugin>(
         // SAFETY: per this function's contract.
         let spank = unsafe { Spank::from_raw(raw) };
         let args = unsafe { plugin_args(ac, av) };
-        report(spank.register_options(P::OPTIONS, option_cb).and_then(|()| {
-            let plugin = P::init(&spank, &args)?;
-            *lock(state) = Some(plugin);
-            Ok(())
-        }))
+        report(
+            spank
+                .register_options(P::OPTIONS, option_cb)
+                .and_then(|()| {
+                    let plugin = P::init(&spank, &args)?;
+                    *lock(state) = Some(plugin);
+                    Ok(())
+                }),
+        )
     })
 }
 
@@ -416,7 +464,9 @@ pub unsafe fn run_hook<P: SpankPlugin>(
         let mut state = lock(state);
         match state.as_mut() {
             Some(plugin) => report(hook(plugin, &spank)),
-            None => report(Err(SpankError::new(format!("{name}: the plugin did not initialise")))),
+            None => report(Err(SpankError::new(format!(
+                "{name}: the plugin did not initialise"
+            )))),
         }
     })
 }
@@ -438,7 +488,9 @@ pub unsafe fn run_option<P: SpankPlugin>(
         let mut state = lock(state);
         match state.as_mut() {
             Some(plugin) => report(plugin.option(val, arg.as_deref(), remote != 0)),
-            None => report(Err(SpankError::new("option given before the plugin initialised"))),
+            None => report(Err(SpankError::new(
+                "option given before the plugin initialised",
+            ))),
         }
     })
 }

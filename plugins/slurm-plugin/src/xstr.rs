@@ -76,7 +76,10 @@ mod tests {
         unsafe {
             replace(&mut field, Some("gres/gpu:8")).unwrap();
             assert_eq!(borrow(field).as_deref(), Some("gres/gpu:8"));
-            assert_eq!(replace(&mut field, Some("a\0b")), Err(InteriorNul("a\0b".into())));
+            assert_eq!(
+                replace(&mut field, Some("a\0b")),
+                Err(InteriorNul("a\0b".into()))
+            );
             // A refused value leaves the old one in place.
             assert_eq!(borrow(field).as_deref(), Some("gres/gpu:8"));
             replace(&mut field, None).unwrap();

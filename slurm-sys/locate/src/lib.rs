@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 pub const INCLUDE_DIR_VAR: &str = "SLURM_INCLUDE_DIR";
 
 /// Well-known prefixes searched after `SLURM_INCLUDE_DIR` and pkg-config.
-pub const DEFAULT_INCLUDE_DIRS: &[&str] = &["/usr/include", "/usr/local/include", "/opt/slurm/include"];
+pub const DEFAULT_INCLUDE_DIRS: &[&str] =
+    &["/usr/include", "/usr/local/include", "/opt/slurm/include"];
 
 /// The headers bindgen reads; every one must be present.
 pub const HEADERS: &[&str] = &[
@@ -64,7 +65,10 @@ impl SlurmVersion {
             }
             let value = words.next().unwrap_or("");
             let value = value.trim_start_matches('(').trim_end_matches(')');
-            let parsed = match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+            let parsed = match value
+                .strip_prefix("0x")
+                .or_else(|| value.strip_prefix("0X"))
+            {
                 Some(hex) => u32::from_str_radix(hex, 16).ok(),
                 None => value.parse::<u32>().ok(),
             };
@@ -84,11 +88,15 @@ impl SlurmVersion {
     /// `slurm-wlm 22.05.8`.
     pub fn parse_program_version(text: &str) -> Option<Self> {
         let word = text.split_whitespace().nth(1)?;
-        let mut parts = word.split(|c: char| c == '.' || c == '-');
+        let mut parts = word.split(['.', '-']);
         let major = parts.next()?.parse().ok()?;
         let minor = parts.next()?.parse().ok()?;
         let micro = parts.next()?.parse().ok()?;
-        Some(SlurmVersion { major, minor, micro })
+        Some(SlurmVersion {
+            major,
+            minor,
+            micro,
+        })
     }
 
     /// The version cfgs that hold for this version, e.g. `["slurm_ge_22_05", "slurm_ge_23_02"]`.
@@ -163,8 +171,13 @@ impl SlurmHeaders {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocateError {
     /// `SLURM_INCLUDE_DIR` is set but does not hold the headers: never fall back silently.
-    EnvDirIncomplete { dir: PathBuf, missing: Vec<String> },
-    NotFound { searched: Vec<PathBuf> },
+    EnvDirIncomplete {
+        dir: PathBuf,
+        missing: Vec<String>,
+    },
+    NotFound {
+        searched: Vec<PathBuf>,
+    },
     BadVersion(String),
     Io(String),
 }
@@ -261,11 +274,17 @@ pub fn find_slurmfull_dir(include_dir: &Path, exists: &dyn Fn(&Path) -> bool) ->
         let base = prefix.join(lib);
         for arch in ["x86_64-linux-gnu", "aarch64-linux-gnu", ""] {
             for sub in ["slurm-wlm", "slurm"] {
-                candidates.push(if arch.is_empty() { base.join(sub) } else { base.join(arch).join(sub) });
+                candidates.push(if arch.is_empty() {
+                    base.join(sub)
+                } else {
+                    base.join(arch).join(sub)
+                });
             }
         }
     }
-    candidates.into_iter().find(|d| exists(&d.join("libslurmfull.so")))
+    candidates
+        .into_iter()
+        .find(|d| exists(&d.join("libslurmfull.so")))
 }
 
 /// The real probe: process environment, the `pkg-config` program if installed, the file system.
@@ -284,7 +303,9 @@ impl Probe for SystemProbe {
             .args(["--cflags-only-I", "slurm"])
             .output();
         match out {
-            Ok(out) if out.status.success() => parse_pkg_config_cflags(&String::from_utf8_lossy(&out.stdout)),
+            Ok(out) if out.status.success() => {
+                parse_pkg_config_cflags(&String::from_utf8_lossy(&out.stdout))
+            }
             _ => Vec::new(),
         }
     }
@@ -360,7 +381,10 @@ mod tests {
             self.files.contains_key(path)
         }
         fn read(&self, path: &Path) -> Result<String, String> {
-            self.files.get(path).cloned().ok_or_else(|| "no such file".into())
+            self.files
+                .get(path)
+                .cloned()
+                .ok_or_else(|| "no such file".into())
         }
     }
 
@@ -378,9 +402,11 @@ mod tests {
 
     #[test]
     fn parses_24_11_and_decimal_and_parenthesised() {
-        let v = SlurmVersion::parse_version_header("#define  SLURM_VERSION_NUMBER\t0x180b05").unwrap();
+        let v =
+            SlurmVersion::parse_version_header("#define  SLURM_VERSION_NUMBER\t0x180b05").unwrap();
         assert_eq!(v.to_string(), "24.11.5");
-        let v = SlurmVersion::parse_version_header("#define SLURM_VERSION_NUMBER (1443080)").unwrap();
+        let v =
+            SlurmVersion::parse_version_header("#define SLURM_VERSION_NUMBER (1443080)").unwrap();
         assert_eq!(v.to_string(), "22.05.8");
     }
 
@@ -404,11 +430,19 @@ mod tests {
     fn parses_program_version() {
         assert_eq!(
             SlurmVersion::parse_program_version("slurm-wlm 22.05.8\n"),
-            Some(SlurmVersion { major: 22, minor: 5, micro: 8 })
+            Some(SlurmVersion {
+                major: 22,
+                minor: 5,
+                micro: 8
+            })
         );
         assert_eq!(
             SlurmVersion::parse_program_version("slurm 24.11.5"),
-            Some(SlurmVersion { major: 24, minor: 11, micro: 5 })
+            Some(SlurmVersion {
+                major: 24,
+                minor: 11,
+                micro: 5
+            })
         );
         assert_eq!(SlurmVersion::parse_program_version("garbage"), None);
     }
@@ -420,7 +454,13 @@ mod tests {
         let v = SlurmVersion::from_number(0x180b05);
         assert_eq!(
             v.cfgs(),
-            vec!["slurm_ge_22_05", "slurm_ge_23_02", "slurm_ge_23_11", "slurm_ge_24_05", "slurm_ge_24_11"]
+            vec![
+                "slurm_ge_22_05",
+                "slurm_ge_23_02",
+                "slurm_ge_23_11",
+                "slurm_ge_24_05",
+                "slurm_ge_24_11"
+            ]
         );
         assert!(all_cfg_names().contains(&"slurm_ge_25_11".to_string()));
     }
@@ -456,7 +496,10 @@ mod tests {
             pkg: vec!["/opt/slurm-24/include".into()],
             ..Default::default()
         }
-        .with_headers("/opt/slurm-24/include", "#define SLURM_VERSION_NUMBER 0x180b05")
+        .with_headers(
+            "/opt/slurm-24/include",
+            "#define SLURM_VERSION_NUMBER 0x180b05",
+        )
         .with_headers("/usr/include", V2205);
         let h = locate_with(&probe).unwrap();
         assert_eq!(h.source, Source::PkgConfig);
@@ -487,16 +530,26 @@ mod tests {
 
     #[test]
     fn slurmfull_dir_debian_and_rhel_layouts() {
-        let debian = |p: &Path| p == Path::new("/usr/lib/x86_64-linux-gnu/slurm-wlm/libslurmfull.so");
+        let debian =
+            |p: &Path| p == Path::new("/usr/lib/x86_64-linux-gnu/slurm-wlm/libslurmfull.so");
         assert_eq!(
             find_slurmfull_dir(Path::new("/usr/include"), &debian),
             Some(PathBuf::from("/usr/lib/x86_64-linux-gnu/slurm-wlm"))
         );
         let rhel = |p: &Path| p == Path::new("/usr/lib64/slurm/libslurmfull.so");
-        assert_eq!(find_slurmfull_dir(Path::new("/usr/include"), &rhel), Some(PathBuf::from("/usr/lib64/slurm")));
+        assert_eq!(
+            find_slurmfull_dir(Path::new("/usr/include"), &rhel),
+            Some(PathBuf::from("/usr/lib64/slurm"))
+        );
         let opt = |p: &Path| p == Path::new("/opt/slurm/lib/slurm/libslurmfull.so");
-        assert_eq!(find_slurmfull_dir(Path::new("/opt/slurm/include"), &opt), Some(PathBuf::from("/opt/slurm/lib/slurm")));
-        assert_eq!(find_slurmfull_dir(Path::new("/usr/include"), &|_: &Path| false), None);
+        assert_eq!(
+            find_slurmfull_dir(Path::new("/opt/slurm/include"), &opt),
+            Some(PathBuf::from("/opt/slurm/lib/slurm"))
+        );
+        assert_eq!(
+            find_slurmfull_dir(Path::new("/usr/include"), &|_: &Path| false),
+            None
+        );
     }
 
     #[test]

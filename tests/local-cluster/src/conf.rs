@@ -65,7 +65,10 @@ pub fn slurm_conf(c: &ConfInputs) -> String {
         s.push_str(&l);
         s.push('\n');
     };
-    line("# Written by local-cluster: a real Slurm cluster on one machine, for tests and the demo.".into());
+    line(
+        "# Written by local-cluster: a real Slurm cluster on one machine, for tests and the demo."
+            .into(),
+    );
     line(format!("ClusterName={}", c.cluster_name));
     line(format!("SlurmctldHost={}(127.0.0.1)", c.hostname));
     line(format!("SlurmctldPort={}", c.slurmctld_port));
@@ -77,9 +80,15 @@ pub fn slurm_conf(c: &ConfInputs) -> String {
     line(format!("AuthInfo=socket={}", p(&c.munge_socket)));
     line(format!("StateSaveLocation={}", p(&d.join("state"))));
     line(format!("SlurmdSpoolDir={}/spool/%n", p(d)));
-    line(format!("SlurmctldPidFile={}", p(&d.join("run/slurmctld.pid"))));
+    line(format!(
+        "SlurmctldPidFile={}",
+        p(&d.join("run/slurmctld.pid"))
+    ));
     line(format!("SlurmdPidFile={}/run/slurmd-%n.pid", p(d)));
-    line(format!("SlurmctldLogFile={}", p(&d.join("log/slurmctld.log"))));
+    line(format!(
+        "SlurmctldLogFile={}",
+        p(&d.join("log/slurmctld.log"))
+    ));
     line(format!("SlurmdLogFile={}/log/slurmd-%n.log", p(d)));
     let plugin_dir = match &c.system_plugin_dir {
         Some(sys) => format!("{}:{}", p(sys), p(&c.plugin_dir)),
@@ -107,7 +116,10 @@ pub fn slurm_conf(c: &ConfInputs) -> String {
     line("SlurmdTimeout=60".into());
     line("JobCompType=jobcomp/none".into());
     if !c.job_submit_plugins.is_empty() {
-        line(format!("JobSubmitPlugins={}", c.job_submit_plugins.join(",")));
+        line(format!(
+            "JobSubmitPlugins={}",
+            c.job_submit_plugins.join(",")
+        ));
     }
     if let Some(prolog) = &c.prolog {
         line(format!("Prolog={}", p(prolog)));
@@ -216,7 +228,12 @@ pub struct PlugstackEntry {
 pub fn plugstack_conf(entries: &[PlugstackEntry]) -> String {
     let mut s = String::new();
     for e in entries {
-        let _ = write!(s, "{} {}", if e.required { "required" } else { "optional" }, p(&e.path));
+        let _ = write!(
+            s,
+            "{} {}",
+            if e.required { "required" } else { "optional" },
+            p(&e.path)
+        );
         for a in &e.args {
             let _ = write!(s, " {a}");
         }
@@ -264,7 +281,9 @@ mod tests {
         assert!(s.contains(" Gres=gpu:8 State=UNKNOWN\n"));
         assert!(s.contains("PartitionName=debug Nodes=n[1-3] Default=YES"));
         assert!(s.contains("AccountingStorageType=accounting_storage/none\n"));
-        assert!(s.ends_with("PartitionName=debug Nodes=n[1-3] Default=YES MaxTime=INFINITE State=UP\n"));
+        assert!(
+            s.ends_with("PartitionName=debug Nodes=n[1-3] Default=YES MaxTime=INFINITE State=UP\n")
+        );
         assert!(s.contains("DebugFlags=Gres\n"));
     }
 
@@ -281,7 +300,11 @@ mod tests {
         let s = slurm_conf(&c);
         assert!(s.contains("AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\nAccountingStoragePort=7100\nAccountingStoragePass=/tmp/lc/munge/munge.socket\n"));
         let d = slurmdbd_conf(&c, &a);
-        assert!(d.contains("DbdPort=7100\n") && d.contains("StoragePort=7200\n") && d.contains("StoragePass=pw\n"));
+        assert!(
+            d.contains("DbdPort=7100\n")
+                && d.contains("StoragePort=7200\n")
+                && d.contains("StoragePass=pw\n")
+        );
     }
 
     #[test]
@@ -322,6 +345,9 @@ mod tests {
                 args: vec![],
             },
         ]);
-        assert_eq!(s, "required /p/spank_mlenv.so config=/etc/slurm/mlenv.conf\noptional /p/x.so\n");
+        assert_eq!(
+            s,
+            "required /p/spank_mlenv.so config=/etc/slurm/mlenv.conf\noptional /p/x.so\n"
+        );
     }
 }

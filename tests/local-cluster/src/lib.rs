@@ -149,20 +149,33 @@ pub fn cargo_artifact(file: &str) -> Result<PathBuf> {
     }
     err(format!(
         "{file} not found in {}: build the workspace first (`cargo build --workspace`)",
-        dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
 fn hostname() -> Result<String> {
-    let h = io("read /proc/sys/kernel/hostname", fs::read_to_string("/proc/sys/kernel/hostname"))?;
-    Ok(h.trim().split('.').next().unwrap_or("localhost").to_string())
+    let h = io(
+        "read /proc/sys/kernel/hostname",
+        fs::read_to_string("/proc/sys/kernel/hostname"),
+    )?;
+    Ok(h.trim()
+        .split('.')
+        .next()
+        .unwrap_or("localhost")
+        .to_string())
 }
 
 /// Picks `n` distinct free TCP ports on 127.0.0.1 (all held until all are chosen).
 fn free_ports(n: usize) -> Result<Vec<u16>> {
     let mut held = Vec::new();
     for _ in 0..n {
-        let l = io("bind a free port", std::net::TcpListener::bind("127.0.0.1:0"))?;
+        let l = io(
+            "bind a free port",
+            std::net::TcpListener::bind("127.0.0.1:0"),
+        )?;
         held.push(l);
     }
     held.iter()
@@ -171,7 +184,14 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
 }
 
 fn find_program(name: &str) -> Result<PathBuf> {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin", "/bin"] {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/sbin",
+        "/bin",
+    ] {
         let p = Path::new(dir).join(name);
         if p.is_file() {
             return Ok(p);
@@ -197,7 +217,10 @@ fn system_plugin_dir() -> Option<PathBuf> {
 }
 
 fn write_file(path: &Path, content: &str, mode: u32) -> Result<()> {
-    io(&format!("write {}", path.display()), fs::write(path, content))?;
+    io(
+        &format!("write {}", path.display()),
+        fs::write(path, content),
+    )?;
     io(
         &format!("chmod {}", path.display()),
         fs::set_permissions(path, fs::Permissions::from_mode(mode)),
@@ -205,7 +228,10 @@ fn write_file(path: &Path, content: &str, mode: u32) -> Result<()> {
 }
 
 fn mkdir(path: &Path, mode: u32) -> Result<()> {
-    io(&format!("mkdir {}", path.display()), fs::create_dir_all(path))?;
+    io(
+        &format!("mkdir {}", path.display()),
+        fs::create_dir_all(path),
+    )?;
     io(
         &format!("chmod {}", path.display()),
         fs::set_permissions(path, fs::Permissions::from_mode(mode)),
@@ -250,8 +276,19 @@ impl Cluster {
             }
         };
         // Other users (test users submitting jobs) read slurm.conf and reach the munge socket.
-        io("chmod cluster dir", fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)))?;
-        for sub in ["state", "spool", "log", "run", "plugins", "munge-socket", "dev"] {
+        io(
+            "chmod cluster dir",
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)),
+        )?;
+        for sub in [
+            "state",
+            "spool",
+            "log",
+            "run",
+            "plugins",
+            "munge-socket",
+            "dev",
+        ] {
             mkdir(&dir.join(sub), 0o755)?;
         }
         mkdir(&dir.join("munge"), 0o700)?;
@@ -336,7 +373,9 @@ impl Cluster {
     }
 
     pub fn node_names(&self) -> Vec<String> {
-        (0..self.inputs.slurmd_ports.len()).map(ConfInputs::node_name).collect()
+        (0..self.inputs.slurmd_ports.len())
+            .map(ConfInputs::node_name)
+            .collect()
     }
 
     /// The path of a daemon's log: `slurmctld`, `slurmd-n1`, `slurmdbd`, `munged`.
@@ -358,20 +397,36 @@ impl Cluster {
         let mut stack = Vec::new();
         for sp in &opts.spank_plugins {
             let dest = plugins.join(installed_name(&sp.artifact)?);
-            io(&format!("copy {}", sp.artifact.display()), fs::copy(&sp.artifact, &dest))?;
+            io(
+                &format!("copy {}", sp.artifact.display()),
+                fs::copy(&sp.artifact, &dest),
+            )?;
             stack.push(PlugstackEntry {
                 required: sp.required,
                 path: dest,
                 args: sp.args.clone(),
             });
         }
-        write_file(&self.dir.join("plugstack.conf"), &conf::plugstack_conf(&stack), 0o644)?;
+        write_file(
+            &self.dir.join("plugstack.conf"),
+            &conf::plugstack_conf(&stack),
+            0o644,
+        )?;
         for js in &opts.job_submit_plugins {
             let file = installed_name(js)?;
-            let Some(name) = file.strip_prefix("job_submit_").and_then(|f| f.strip_suffix(".so")) else {
-                return err(format!("{} is not named libjob_submit_<name>.so", js.display()));
+            let Some(name) = file
+                .strip_prefix("job_submit_")
+                .and_then(|f| f.strip_suffix(".so"))
+            else {
+                return err(format!(
+                    "{} is not named libjob_submit_<name>.so",
+                    js.display()
+                ));
             };
-            io(&format!("copy {}", js.display()), fs::copy(js, plugins.join(&file)))?;
+            io(
+                &format!("copy {}", js.display()),
+                fs::copy(js, plugins.join(&file)),
+            )?;
             self.inputs.job_submit_plugins.push(name.to_string());
         }
         Ok(())
@@ -387,9 +442,17 @@ impl Cluster {
             }
         }
         write_file(&self.conf_path(), &conf::slurm_conf(&self.inputs), 0o644)?;
-        write_file(&self.dir.join("gres.conf"), &conf::gres_conf(&self.inputs), 0o644)?;
+        write_file(
+            &self.dir.join("gres.conf"),
+            &conf::gres_conf(&self.inputs),
+            0o644,
+        )?;
         if let Some(a) = &self.inputs.accounting {
-            write_file(&self.dir.join("slurmdbd.conf"), &conf::slurmdbd_conf(&self.inputs, a), 0o600)?;
+            write_file(
+                &self.dir.join("slurmdbd.conf"),
+                &conf::slurmdbd_conf(&self.inputs, a),
+                0o600,
+            )?;
         }
         for (name, content) in &opts.extra_files {
             write_file(&self.dir.join(name), content, 0o644)?;
@@ -401,7 +464,10 @@ impl Cluster {
     /// does not reach it), output to log/<name>.out.
     fn spawn(&mut self, name: &str, cmd: &mut Command) -> Result<u32> {
         let out_path = self.dir.join(format!("log/{name}.out"));
-        let out = io(&format!("create {}", out_path.display()), fs::File::create(&out_path))?;
+        let out = io(
+            &format!("create {}", out_path.display()),
+            fs::File::create(&out_path),
+        )?;
         let err_out = io("dup log handle", out.try_clone())?;
         let child = cmd
             .env("SLURM_CONF", self.conf_path())
@@ -436,10 +502,18 @@ impl Cluster {
         let mut msg = format!("local cluster in {}: {what}", self.dir.display());
         for l in logs {
             let path = self.log_path(l);
-            msg.push_str(&format!("\n--- last lines of {} ---\n{}", path.display(), tail(&path, 25)));
+            msg.push_str(&format!(
+                "\n--- last lines of {} ---\n{}",
+                path.display(),
+                tail(&path, 25)
+            ));
             let out = self.dir.join(format!("log/{l}.out"));
             if out != path && out.exists() {
-                msg.push_str(&format!("\n--- last lines of {} ---\n{}", out.display(), tail(&out, 10)));
+                msg.push_str(&format!(
+                    "\n--- last lines of {} ---\n{}",
+                    out.display(),
+                    tail(&out, 10)
+                ));
             }
         }
         Error(msg)
@@ -486,11 +560,17 @@ impl Cluster {
                 .arg(format!("--socket={}", self.inputs.munge_socket.display()))
                 .arg(format!("--key-file={}", key_path.display()))
                 .arg(format!("--pid-file={}", d.join("run/munged.pid").display()))
-                .arg(format!("--seed-file={}", d.join("munge/munged.seed").display()))
+                .arg(format!(
+                    "--seed-file={}",
+                    d.join("munge/munged.seed").display()
+                ))
                 .arg(format!("--log-file={}", d.join("log/munged.log").display())),
         )?;
         let sock = self.inputs.munge_socket.clone();
-        if !self.wait_until(Duration::from_secs(10), || sock.exists() || !self.daemon_alive("munged")) || !sock.exists() {
+        if !self.wait_until(Duration::from_secs(10), || {
+            sock.exists() || !self.daemon_alive("munged")
+        }) || !sock.exists()
+        {
             return Err(self.daemon_failure("munged did not create its socket", &["munged"]));
         }
         Ok(())
@@ -506,7 +586,11 @@ impl Cluster {
         let install = Command::new(find_program("mariadb-install-db")?)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .args(["--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .args([
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
             .output();
         let install = io("run mariadb-install-db", install)?;
         if !install.status.success() {
@@ -523,11 +607,24 @@ impl Cluster {
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--socket={}", sock.display()))
                 .arg(format!("--port={}", a.db_port))
-                .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve"])
-                .args(["--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M"])
-                .arg(format!("--pid-file={}", self.dir.join("run/mariadb.pid").display())),
+                .args([
+                    "--bind-address=127.0.0.1",
+                    "--user=root",
+                    "--skip-name-resolve",
+                ])
+                .args([
+                    "--innodb-buffer-pool-size=64M",
+                    "--innodb-log-file-size=16M",
+                ])
+                .arg(format!(
+                    "--pid-file={}",
+                    self.dir.join("run/mariadb.pid").display()
+                )),
         )?;
-        if !self.wait_until(Duration::from_secs(60), || sock.exists() || !self.daemon_alive("mariadb")) || !sock.exists() {
+        if !self.wait_until(Duration::from_secs(60), || {
+            sock.exists() || !self.daemon_alive("mariadb")
+        }) || !sock.exists()
+        {
             return Err(self.daemon_failure("MariaDB did not start", &["mariadb"]));
         }
         let sql = format!(
@@ -544,21 +641,36 @@ impl Cluster {
                 .output(),
         )?;
         if !out.status.success() {
-            return err(format!("creating the slurmdbd database user failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return err(format!(
+                "creating the slurmdbd database user failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
-        self.spawn("slurmdbd", Command::new(find_program("slurmdbd")?).arg("-D"))?;
+        self.spawn(
+            "slurmdbd",
+            Command::new(find_program("slurmdbd")?).arg("-D"),
+        )?;
         let port = a.dbd_port;
         if !self.wait_until(Duration::from_secs(60), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || !self.daemon_alive("slurmdbd")
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                || !self.daemon_alive("slurmdbd")
         }) || !self.daemon_alive("slurmdbd")
         {
-            return Err(self.daemon_failure("slurmdbd did not start listening", &["slurmdbd", "mariadb"]));
+            return Err(
+                self.daemon_failure("slurmdbd did not start listening", &["slurmdbd", "mariadb"])
+            );
         }
         // Register the cluster before slurmctld first talks to slurmdbd.
-        let out = self.run("sacctmgr", ["-i", "add", "cluster", self.inputs.cluster_name.as_str()])?;
+        let out = self.run(
+            "sacctmgr",
+            ["-i", "add", "cluster", self.inputs.cluster_name.as_str()],
+        )?;
         if !out.status.success() {
             return Err(self.daemon_failure(
-                &format!("sacctmgr add cluster failed: {}", String::from_utf8_lossy(&out.stderr)),
+                &format!(
+                    "sacctmgr add cluster failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
                 &["slurmdbd"],
             ));
         }
@@ -571,14 +683,27 @@ impl Cluster {
         let name = self.inputs.cluster_name.clone();
         let port = self.inputs.slurmctld_port.to_string();
         let ok = self.wait_until(timeout, || {
-            self.run("sacctmgr", ["-n", "-P", "show", "cluster", name.as_str(), "format=ControlPort"])
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim() == port)
-                .unwrap_or(false)
+            self.run(
+                "sacctmgr",
+                [
+                    "-n",
+                    "-P",
+                    "show",
+                    "cluster",
+                    name.as_str(),
+                    "format=ControlPort",
+                ],
+            )
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == port)
+            .unwrap_or(false)
         });
         if ok {
             Ok(())
         } else {
-            Err(self.daemon_failure("slurmctld did not register with slurmdbd", &["slurmctld", "slurmdbd"]))
+            Err(self.daemon_failure(
+                "slurmctld did not register with slurmdbd",
+                &["slurmctld", "slurmdbd"],
+            ))
         }
     }
 
@@ -586,7 +711,9 @@ impl Cluster {
         let conf = self.conf_path();
         self.spawn(
             "slurmctld",
-            Command::new(find_program("slurmctld")?).args(["-D", "-i", "-f"]).arg(&conf),
+            Command::new(find_program("slurmctld")?)
+                .args(["-D", "-i", "-f"])
+                .arg(&conf),
         )?;
         let ok = self.wait_until(Duration::from_secs(30), || {
             !self.daemon_alive("slurmctld")
@@ -627,7 +754,8 @@ impl Cluster {
     /// A command with this cluster's `SLURM_CONF`, run in the shared work directory.
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new(program);
-        c.env("SLURM_CONF", self.conf_path()).current_dir(self.work_dir());
+        c.env("SLURM_CONF", self.conf_path())
+            .current_dir(self.work_dir());
         // A test run from inside a Slurm job must not aim at that job's cluster.
         for (k, _) in std::env::vars_os() {
             if let Some(k) = k.to_str() {
@@ -645,7 +773,10 @@ impl Cluster {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        io(&format!("run {program}"), self.command(program).args(args).output())
+        io(
+            &format!("run {program}"),
+            self.command(program).args(args).output(),
+        )
     }
 
     /// Runs a Slurm command as `user` (uid, gid and HOME set; no PAM).
@@ -673,7 +804,12 @@ impl Cluster {
             None => self.run("sbatch", &full)?,
         };
         let stdout = String::from_utf8_lossy(&out.stdout);
-        match stdout.trim().split(';').next().and_then(|id| id.parse().ok()) {
+        match stdout
+            .trim()
+            .split(';')
+            .next()
+            .and_then(|id| id.parse().ok())
+        {
             Some(id) if out.status.success() => Ok(id),
             _ => err(format!(
                 "sbatch {args:?} failed ({}): {}{}",
@@ -725,13 +861,19 @@ impl Cluster {
         let out = self.run("sinfo", ["-h", "-N", "-o", "%N %T"])?;
         Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter_map(|l| l.split_once(' ').map(|(n, s)| (n.to_string(), s.to_string())))
+            .filter_map(|l| {
+                l.split_once(' ')
+                    .map(|(n, s)| (n.to_string(), s.to_string()))
+            })
             .collect())
     }
 
     /// Whether every daemon this cluster started is still running.
     pub fn all_daemons_alive(&self) -> Vec<(String, bool)> {
-        self.daemons.iter().map(|d| (d.name.clone(), procs::alive(d.pid))).collect()
+        self.daemons
+            .iter()
+            .map(|d| (d.name.clone(), procs::alive(d.pid)))
+            .collect()
     }
 
     /// Leaves the cluster running after this value is dropped (the demo); stop it later
@@ -763,7 +905,8 @@ pub fn scontrol_field(text: &str, field: &str) -> Option<String> {
         w.split_once('=').is_some_and(|(k, _)| {
             !k.is_empty()
                 && k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '/'))
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '/'))
         })
     };
     let mut words = text.split_whitespace().peekable();
@@ -780,7 +923,11 @@ pub fn scontrol_field(text: &str, field: &str) -> Option<String> {
             value.push_str(next);
             words.next();
         }
-        return Some(if value == "(null)" { String::new() } else { value });
+        return Some(if value == "(null)" {
+            String::new()
+        } else {
+            value
+        });
     }
     None
 }
@@ -851,9 +998,15 @@ pub fn stop_dir(dir: &Path) -> Result<()> {
                 .map(str::to_string)
                 .collect();
             if !ids.is_empty() {
-                let _ = Command::new("scancel").env("SLURM_CONF", &conf).args(&ids).output();
+                let _ = Command::new("scancel")
+                    .env("SLURM_CONF", &conf)
+                    .args(&ids)
+                    .output();
                 let deadline = Instant::now() + Duration::from_secs(10);
-                while Instant::now() < deadline && !procs::holders_of(dir).is_empty() && procs::any_stepd(dir) {
+                while Instant::now() < deadline
+                    && !procs::holders_of(dir).is_empty()
+                    && procs::any_stepd(dir)
+                {
                     std::thread::sleep(Duration::from_millis(200));
                 }
             }
@@ -873,7 +1026,10 @@ pub fn stop_dir(dir: &Path) -> Result<()> {
     if leftover.is_empty() {
         Ok(())
     } else {
-        err(format!("processes still hold files in {}: {leftover:?}", dir.display()))
+        err(format!(
+            "processes still hold files in {}: {leftover:?}",
+            dir.display()
+        ))
     }
 }
 
@@ -885,20 +1041,35 @@ mod tests {
     fn scontrol_fields() {
         let text = "JobId=12 JobName=x UserId=u(1000) JobState=COMPLETED Reason=None Comment=(null) NodeList=n[1-2] \
                     AdminComment=two words here TRES=cpu=1,gres/gpu=2\n";
-        assert_eq!(scontrol_field(text, "JobState").as_deref(), Some("COMPLETED"));
+        assert_eq!(
+            scontrol_field(text, "JobState").as_deref(),
+            Some("COMPLETED")
+        );
         assert_eq!(scontrol_field(text, "NodeList").as_deref(), Some("n[1-2]"));
         assert_eq!(scontrol_field(text, "Comment").as_deref(), Some(""));
         assert_eq!(scontrol_field(text, "Missing"), None);
-        assert_eq!(scontrol_field(text, "AdminComment").as_deref(), Some("two words here"));
-        assert_eq!(scontrol_field(text, "TRES").as_deref(), Some("cpu=1,gres/gpu=2"));
+        assert_eq!(
+            scontrol_field(text, "AdminComment").as_deref(),
+            Some("two words here")
+        );
+        assert_eq!(
+            scontrol_field(text, "TRES").as_deref(),
+            Some("cpu=1,gres/gpu=2")
+        );
         // JobName= must not match Name=.
         assert_eq!(scontrol_field(text, "Name"), None);
     }
 
     #[test]
     fn plugin_file_names() {
-        assert_eq!(installed_name(Path::new("/t/libjob_submit_mlpolicy.so")).unwrap(), "job_submit_mlpolicy.so");
-        assert_eq!(installed_name(Path::new("/t/spank_mlenv.so")).unwrap(), "spank_mlenv.so");
+        assert_eq!(
+            installed_name(Path::new("/t/libjob_submit_mlpolicy.so")).unwrap(),
+            "job_submit_mlpolicy.so"
+        );
+        assert_eq!(
+            installed_name(Path::new("/t/spank_mlenv.so")).unwrap(),
+            "spank_mlenv.so"
+        );
     }
 
     #[test]

@@ -28,11 +28,19 @@ fn parse_start(args: &[String]) -> Result<Options, String> {
     let mut o = Options::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
         match a.as_str() {
             "--dir" => o.dir = Some(PathBuf::from(val()?)),
             "--nodes" => o.nodes = val()?.parse().map_err(|e| format!("--nodes: {e}"))?,
-            "--gpus-per-node" => o.gpus_per_node = val()?.parse().map_err(|e| format!("--gpus-per-node: {e}"))?,
+            "--gpus-per-node" => {
+                o.gpus_per_node = val()?
+                    .parse()
+                    .map_err(|e| format!("--gpus-per-node: {e}"))?
+            }
             "--accounting" => o.accounting = true,
             "--spank" => {
                 let v = val()?;
@@ -56,7 +64,8 @@ fn parse_start(args: &[String]) -> Result<Options, String> {
             "--file" => {
                 let v = val()?;
                 let (name, path) = v.split_once('=').ok_or("--file takes NAME=PATH")?;
-                let content = std::fs::read_to_string(path).map_err(|e| format!("--file {path}: {e}"))?;
+                let content =
+                    std::fs::read_to_string(path).map_err(|e| format!("--file {path}: {e}"))?;
                 o.extra_files.push((name.to_string(), content));
             }
             other => return Err(format!("unknown option {other}\n{USAGE}")),
@@ -84,7 +93,10 @@ fn run(args: &[String]) -> Result<(), String> {
             let conf = cluster.conf_path();
             let name = cluster.cluster_name().to_string();
             let dir = cluster.detach();
-            println!("local cluster '{name}' is up: {nodes} nodes, state and logs in {}", dir.display());
+            println!(
+                "local cluster '{name}' is up: {nodes} nodes, state and logs in {}",
+                dir.display()
+            );
             println!("  use it:   export SLURM_CONF={}", conf.display());
             println!("  stop it:  {} stop --dir {}", exe_name(), dir.display());
             Ok(())

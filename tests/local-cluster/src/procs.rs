@@ -84,8 +84,11 @@ pub fn holders_of(dir: &Path) -> Vec<u32> {
         let fd_inside = || {
             fs::read_dir(format!("/proc/{pid}/fd"))
                 .map(|fds| {
-                    fds.flatten()
-                        .any(|fd| fs::read_link(fd.path()).map(|l| inside(&l, dir)).unwrap_or(false))
+                    fds.flatten().any(|fd| {
+                        fs::read_link(fd.path())
+                            .map(|l| inside(&l, dir))
+                            .unwrap_or(false)
+                    })
                 })
                 .unwrap_or(false)
         };
@@ -112,7 +115,13 @@ pub fn mknod_char(path: &Path, major: u32, minor: u32) -> Result<()> {
         CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other),
     )?;
     // SAFETY: valid C string; mknod has no other preconditions.
-    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(major, minor)) };
+    let rc = unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            libc::S_IFCHR | 0o666,
+            libc::makedev(major, minor),
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {

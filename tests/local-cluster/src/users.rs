@@ -46,13 +46,22 @@ pub fn ensure_user(name: &str) -> Result<User> {
         let out = io(
             "run useradd",
             Command::new("useradd")
-                .args(["--user-group", "--create-home", "--shell", "/bin/bash", name])
+                .args([
+                    "--user-group",
+                    "--create-home",
+                    "--shell",
+                    "/bin/bash",
+                    name,
+                ])
                 .output(),
         )?;
         if !out.status.success() {
             // Another test may hold the passwd lock, or have created the user meanwhile.
             if attempt == 9 {
-                return err(format!("useradd {name}: {}", String::from_utf8_lossy(&out.stderr)));
+                return err(format!(
+                    "useradd {name}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
         }

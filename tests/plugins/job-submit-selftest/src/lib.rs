@@ -13,15 +13,22 @@ use slurm_plugin::rc;
 
 pub struct SelfTest;
 
-pub const REJECT_MESSAGE: &str = "job_submit/selftest: jobs named 'selftest-reject' are refused by this cluster's test policy";
+pub const REJECT_MESSAGE: &str =
+    "job_submit/selftest: jobs named 'selftest-reject' are refused by this cluster's test policy";
 pub const REWRITTEN_COMMENT: &str = "rewritten by job_submit/selftest";
 
 impl SelfTest {
     fn check(&self, job: &mut JobDesc<'_>, submit_uid: u32) -> Result<(), Rejection> {
         let name = job.name().map(|n| n.into_owned());
-        tracing::debug!("uid {submit_uid} job {:?} partition {:?}", name, job.partition());
+        tracing::debug!(
+            "uid {submit_uid} job {:?} partition {:?}",
+            name,
+            job.partition()
+        );
         match name.as_deref() {
-            Some("selftest-reject") => Err(Rejection::new(rc::ESLURM_ACCESS_DENIED, REJECT_MESSAGE)),
+            Some("selftest-reject") => {
+                Err(Rejection::new(rc::ESLURM_ACCESS_DENIED, REJECT_MESSAGE))
+            }
             Some("selftest-panic") => panic!("deliberate panic for a job named selftest-panic"), // ok-panic: the test of the guard
             Some("selftest-rewrite") => job
                 .set_comment(Some(REWRITTEN_COMMENT))

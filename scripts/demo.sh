@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One command on a fresh Debian 12 machine, as root: installs what is missing, builds,
+# boots a local Slurm cluster (munged, slurmctld, 3 slurmd with 8 placeholder GPUs each)
+# with this project's plugins, runs the demo jobs, and leaves the cluster running.
+#   ./scripts/demo.sh [--accounting]    boot (with slurmdbd + MariaDB) and run the demo
+#   ./scripts/demo.sh stop              stop the demo cluster
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${DEMO_DIR:-/tmp/slurm-ml-demo}
+
+if [ "${1:-}" = "stop" ]; then
+  exec target/debug/local-cluster stop --dir "$DIR"
+fi
+accounting=()
+[ "${1:-}" = "--accounting" ] && accounting=(--accounting)
+
+./scripts/install-deps.sh "${accounting[@]}"
+cargo build --workspace
+
+target/debug/local-cluster start --dir "$DIR" "${accounting[@]}" \
+  --spank libspank_selftest.so --job-submit libjob_submit_selftest.so >/dev/null
+export SLURM_CONF="$DIR/slurm.conf"
+cd "$DIR/work"
+
+show() {  # prints a command, then runs it; the demo goes on when a command fails on purpose
+  echo
+  echo "\$ $*"
+  "$@" 2>&1 | sed 's/^/    /' || true
+}
+
+echo "== A real Slurm cluster on this machine: 3 nodes, 8 (placeholder) GPUs each"
+show sinfo -N -o '%N %T %G'
+echo
+echo "== srun spreads 6 tasks over 3 nodes"
+show srun -N3 -n6 -l bash -c 'echo "on $SLURMD_NODENAME"'
+echo
+echo "== GPUs are scheduled for real: 2 per node on 2 nodes"
+show srun -N2 --gpus-per-node=2 bash -c 'echo "$SLURMD_NODENAME CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"'
+echo
+echo "== A SPANK plugin (built on this project's safe layer) sets a variable in every task"
+show srun -N3 bash -c 'echo "$SLURMD_NODENAME SLURM_ML_SELFTEST=$SLURM_ML_SELFTEST"'
+echo
+echo "== A job_submit plugin inside slurmctld refuses a job, with a message for the user"
+show sbatch -J selftest-reject --wrap true
+echo
+echo "== ... and a panic inside it is caught: the job is refused, slurmctld keeps running"
+show sbatch -J selftest-panic --wrap true
+show scontrol ping
+echo
+echo "== A batch job, waited for"
+show sbatch --wait -N2 -o batch-%j.out --wrap 'srun -l hostname'
+if [ "${#accounting[@]}" -gt 0 ]; then
+  echo
+  echo "== Accounting through slurmdbd and MariaDB"
+  sleep 2
+  show sacct -X -o JobID,JobName,User,State,NNodes,AllocTRES%40
+fi
+
+echo
+echo "The cluster is still running. Use it with:"
+echo "  export SLURM_CONF=$SLURM_CONF"
+echo "Stop it with:"
+echo "  ./scripts/demo.sh stop"
