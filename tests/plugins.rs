@@ -66,6 +66,12 @@ fn spank_plugin_sets_the_variable_in_every_task() {
     assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
     let text = std::fs::read_to_string(c.work_dir().join(format!("spank-{job}.txt"))).unwrap();
     assert_eq!(text, format!("{job}.1\n{job}.1\n"));
+    // tracing::info! in the plugin reached slurmstepd's log through Slurm's logger.
+    assert!(
+        c.log("slurmd-n1").contains(&format!("spank_selftest: set SLURM_ML_SELFTEST={job}.1")),
+        "{}",
+        c.log("slurmd-n1")
+    );
 }
 
 #[test]

@@ -135,7 +135,7 @@ pub fn slurm_conf(c: &ConfInputs) -> String {
     match &c.accounting {
         Some(a) => {
             line("AccountingStorageType=accounting_storage/slurmdbd".into());
-            line("AccountingStorageHost=localhost".into());
+            line("AccountingStorageHost=127.0.0.1".into());
             line(format!("AccountingStoragePort={}", a.dbd_port));
             // Connections to slurmdbd take their munge socket from here, not AuthInfo.
             line(format!("AccountingStoragePass={}", p(&c.munge_socket)));
@@ -298,7 +298,7 @@ mod tests {
         };
         c.accounting = Some(a.clone());
         let s = slurm_conf(&c);
-        assert!(s.contains("AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\nAccountingStoragePort=7100\nAccountingStoragePass=/tmp/lc/munge/munge.socket\n"));
+        assert!(s.contains("AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=127.0.0.1\nAccountingStoragePort=7100\nAccountingStoragePass=/tmp/lc/munge/munge.socket\n"));
         let d = slurmdbd_conf(&c, &a);
         assert!(
             d.contains("DbdPort=7100\n")

@@ -262,6 +262,13 @@ impl Cluster {
                     stop_dir(d)?;
                 }
                 if d.exists() {
+                    // This runs as root: only ever clear a directory an earlier cluster made.
+                    if !is_cluster_dir(d) && !is_empty_dir(d) {
+                        return err(format!(
+                            "{} exists and is not a local-cluster directory; choose another --dir",
+                            d.display()
+                        ));
+                    }
                     io(&format!("clear {}", d.display()), fs::remove_dir_all(d))?;
                 }
                 mkdir(d, 0o755)?;
@@ -590,6 +597,8 @@ impl Cluster {
                 "--user=root",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
+                // Grants by IP, no host name lookups: they fail where /etc/hosts is minimal.
+                "--skip-name-resolve",
             ])
             .output();
         let install = io("run mariadb-install-db", install)?;
@@ -932,6 +941,18 @@ pub fn scontrol_field(text: &str, field: &str) -> Option<String> {
     None
 }
 
+pub(crate) const CONF_HEADER: &str = "# Written by local-cluster:";
+
+fn is_cluster_dir(d: &Path) -> bool {
+    fs::read_to_string(d.join(layout::SLURM_CONF))
+        .map(|t| t.starts_with(CONF_HEADER))
+        .unwrap_or(false)
+}
+
+fn is_empty_dir(d: &Path) -> bool {
+    fs::read_dir(d).map(|mut e| e.next().is_none()).unwrap_or(false)
+}
+
 fn installed_name(artifact: &Path) -> Result<String> {
     let Some(file) = artifact.file_name().and_then(|f| f.to_str()) else {
         return err(format!("bad plugin path {}", artifact.display()));
@@ -1070,6 +1091,23 @@ mod tests {
             installed_name(Path::new("/t/spank_mlenv.so")).unwrap(),
             "spank_mlenv.so"
         );
+    }
+
+    #[test]
+    fn refuses_to_clear_a_directory_it_did_not_make() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("precious"), "x").unwrap();
+        let e = Cluster::start(Options {
+            dir: Some(d.path().to_path_buf()),
+            ..Options::default()
+        })
+        .err()
+        .unwrap();
+        assert!(
+            e.0.contains("is not a local-cluster directory") || e.0.contains("must run as root"),
+            "{e}"
+        );
+        assert!(d.path().join("precious").exists());
     }
 
     #[test]
