@@ -179,3 +179,58 @@ fn two_clusters_run_side_by_side_and_teardown_leaves_nothing() {
     // The other cluster is untouched.
     ok(a.run("srun", ["-N3", "true"]).unwrap());
 }
+
+#[test]
+fn prolog_and_epilog_slots_run_with_the_job_environment() {
+    let scripts = tempfile::tempdir().unwrap();
+    let out = scripts.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let write_script = |name: &str| {
+        let path = scripts.path().join(name);
+        let body = format!(
+            "#!/bin/sh\necho \"$(id -u) $SLURM_JOB_UID $SLURM_JOB_USER\" > {}/{name}-$SLURMD_NODENAME-$SLURM_JOB_ID\n",
+            out.display()
+        );
+        fs::write(&path, body).unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        path
+    };
+    let c = start(Options {
+        prolog: Some(write_script("prolog")),
+        epilog: Some(write_script("epilog")),
+        ..Options::default()
+    });
+    let user = ensure_user("mltest-a").unwrap();
+    let job = c.sbatch(Some(&user), &["-N2", "-o", "/dev/null", "--wrap", "srun true"]).unwrap();
+    assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
+    let nodes = c.job_field(job, "NodeList").unwrap().unwrap();
+    assert_eq!(nodes, "n[1-2]");
+    // The epilog may still be running when the job shows COMPLETED.
+    let deadline = std::time::Instant::now() + JOB_TIMEOUT;
+    for slot in ["prolog", "epilog"] {
+        for node in ["n1", "n2"] {
+            let f = out.join(format!("{slot}-{node}-{job}"));
+            while !f.exists() {
+                assert!(std::time::Instant::now() < deadline, "{slot} never ran on {node}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // Run as root, told which user's job it was.
+            assert_eq!(fs::read_to_string(&f).unwrap(), format!("0 {} mltest-a\n", user.uid));
+        }
+    }
+}
+
+#[test]
+fn a_daemon_that_fails_to_start_is_reported_with_its_log() {
+    let e = local_cluster::Cluster::start(Options {
+        extra_slurm_conf: vec!["SelectType=select/no_such_plugin".into()],
+        ..Options::default()
+    })
+    .err()
+    .expect("slurmctld cannot start with an unknown select plugin");
+    let msg = e.to_string();
+    assert!(msg.contains("slurmctld did not come up"), "{msg}");
+    assert!(msg.contains("--- last lines of"), "{msg}");
+    assert!(msg.contains("select/no_such_plugin"), "the log tail names the cause: {msg}");
+}

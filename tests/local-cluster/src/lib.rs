@@ -597,8 +597,10 @@ impl Cluster {
                 "--user=root",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
-                // Grants by IP, no host name lookups: they fail where /etc/hosts is minimal.
+                // Grants by IP, no host name lookups: they fail where /etc/hosts is minimal
+                // (--force lets the install go on when the host name does not resolve).
                 "--skip-name-resolve",
+                "--force",
             ])
             .output();
         let install = io("run mariadb-install-db", install)?;
