@@ -22,38 +22,39 @@ target/debug/local-cluster start --dir "$DIR" "${accounting[@]}" \
 export SLURM_CONF="$DIR/slurm.conf"
 cd "$DIR/work"
 
-show() {  # prints a command, then runs it; the demo goes on when a command fails on purpose
+show() {  # prints a command line, then runs it; the demo goes on when one fails on purpose
   echo
-  echo "\$ $*"
-  "$@" 2>&1 | sed 's/^/    /' || true
+  echo "\$ $1"
+  bash -c "$1" 2>&1 | sed 's/^/    /' || true
 }
 
 echo "== A real Slurm cluster on this machine: 3 nodes, 8 (placeholder) GPUs each"
-show sinfo -N -o '%N %T %G'
+show "sinfo -N -o '%N %T %G'"
 echo
 echo "== srun spreads 6 tasks over 3 nodes"
-show srun -N3 -n6 -l bash -c 'echo "on $SLURMD_NODENAME"'
+show "srun -N3 -n6 -l bash -c 'echo on \$SLURMD_NODENAME' | sort -n"
 echo
 echo "== GPUs are scheduled for real: 2 per node on 2 nodes"
-show srun -N2 --gpus-per-node=2 bash -c 'echo "$SLURMD_NODENAME CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"'
+show "srun -N2 --gpus-per-node=2 bash -c 'echo \$SLURMD_NODENAME CUDA_VISIBLE_DEVICES=\$CUDA_VISIBLE_DEVICES' | sort"
 echo
 echo "== A SPANK plugin (built on this project's safe layer) sets a variable in every task"
-show srun -N3 bash -c 'echo "$SLURMD_NODENAME SLURM_ML_SELFTEST=$SLURM_ML_SELFTEST"'
+show "srun -N3 bash -c 'echo \$SLURMD_NODENAME SLURM_ML_SELFTEST=\$SLURM_ML_SELFTEST' | sort"
 echo
 echo "== A job_submit plugin inside slurmctld refuses a job, with a message for the user"
-show sbatch -J selftest-reject --wrap true
+show "sbatch -J selftest-reject --wrap true"
 echo
 echo "== ... and a panic inside it is caught: the job is refused, slurmctld keeps running"
-show sbatch -J selftest-panic --wrap true
-show scontrol ping
+show "sbatch -J selftest-panic --wrap true"
+show "scontrol ping"
 echo
-echo "== A batch job, waited for"
-show sbatch --wait -N2 -o batch-%j.out --wrap 'srun -l hostname'
+echo "== A batch job of a regular user, waited for"
+id -u mltest-demo >/dev/null 2>&1 || useradd --user-group --create-home --shell /bin/bash mltest-demo
+show "runuser -u mltest-demo -- sbatch --wait -N2 -o batch.out --wrap 'id -un; srun -l hostname | sort' && cat batch.out"
 if [ "${#accounting[@]}" -gt 0 ]; then
   echo
   echo "== Accounting through slurmdbd and MariaDB"
-  sleep 2
-  show sacct -X -o JobID,JobName,User,State,NNodes,AllocTRES%40
+  sleep 3  # job records reach slurmdbd asynchronously
+  show "sacct -X -o JobID,JobName,User,State,NNodes,AllocTRES%40"
 fi
 
 echo

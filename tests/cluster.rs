@@ -201,7 +201,12 @@ fn prolog_and_epilog_slots_run_with_the_job_environment() {
         ..Options::default()
     });
     let user = ensure_user("mltest-a").unwrap();
-    let job = c.sbatch(Some(&user), &["-N2", "-o", "/dev/null", "--wrap", "srun true"]).unwrap();
+    let job = c
+        .sbatch(
+            Some(&user),
+            &["-N2", "-o", "/dev/null", "--wrap", "srun true"],
+        )
+        .unwrap();
     assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
     let nodes = c.job_field(job, "NodeList").unwrap().unwrap();
     assert_eq!(nodes, "n[1-2]");
@@ -211,12 +216,18 @@ fn prolog_and_epilog_slots_run_with_the_job_environment() {
         for node in ["n1", "n2"] {
             let f = out.join(format!("{slot}-{node}-{job}"));
             while !f.exists() {
-                assert!(std::time::Instant::now() < deadline, "{slot} never ran on {node}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{slot} never ran on {node}"
+                );
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
             // Run as root, told which user's job it was.
-            assert_eq!(fs::read_to_string(&f).unwrap(), format!("0 {} mltest-a\n", user.uid));
+            assert_eq!(
+                fs::read_to_string(&f).unwrap(),
+                format!("0 {} mltest-a\n", user.uid)
+            );
         }
     }
 }
@@ -232,5 +243,8 @@ fn a_daemon_that_fails_to_start_is_reported_with_its_log() {
     let msg = e.to_string();
     assert!(msg.contains("slurmctld did not come up"), "{msg}");
     assert!(msg.contains("--- last lines of"), "{msg}");
-    assert!(msg.contains("select/no_such_plugin"), "the log tail names the cause: {msg}");
+    assert!(
+        msg.contains("select/no_such_plugin"),
+        "the log tail names the cause: {msg}"
+    );
 }

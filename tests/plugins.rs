@@ -68,7 +68,8 @@ fn spank_plugin_sets_the_variable_in_every_task() {
     assert_eq!(text, format!("{job}.1\n{job}.1\n"));
     // tracing::info! in the plugin reached slurmstepd's log through Slurm's logger.
     assert!(
-        c.log("slurmd-n1").contains(&format!("spank_selftest: set SLURM_ML_SELFTEST={job}.1")),
+        c.log("slurmd-n1")
+            .contains(&format!("spank_selftest: set SLURM_ML_SELFTEST={job}.1")),
         "{}",
         c.log("slurmd-n1")
     );

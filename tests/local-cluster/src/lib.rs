@@ -952,7 +952,9 @@ fn is_cluster_dir(d: &Path) -> bool {
 }
 
 fn is_empty_dir(d: &Path) -> bool {
-    fs::read_dir(d).map(|mut e| e.next().is_none()).unwrap_or(false)
+    fs::read_dir(d)
+        .map(|mut e| e.next().is_none())
+        .unwrap_or(false)
 }
 
 fn installed_name(artifact: &Path) -> Result<String> {
