@@ -17,16 +17,5 @@ pub const ESLURM_INVALID_GRES: c_int = sys::ESLURM_INVALID_GRES as c_int;
 pub const ESLURM_INVALID_TRES: c_int = sys::ESLURM_INVALID_TRES as c_int;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_match_slurm_errno_h() {
-        assert_eq!(SUCCESS, 0);
-        assert_eq!(ERROR, -1);
-        assert_eq!(ESLURM_INVALID_PARTITION_NAME, 2000);
-        assert_eq!(ESLURM_ACCESS_DENIED, 2002);
-        assert_eq!(ESLURM_INVALID_GRES, 2072);
-        assert_eq!(ESLURM_INVALID_TRES, 2115);
-    }
-}
+#[path = "tests/rc.rs"]
+mod tests;
