@@ -70,7 +70,8 @@ pub struct Options {
     pub health_check: Option<(PathBuf, u32)>,
     /// Lines appended to slurm.conf before the node lines.
     pub extra_slurm_conf: Vec<String>,
-    /// Files written next to slurm.conf (name, content), e.g. a plugin's config.
+    /// Files written next to slurm.conf (name, content), e.g. a plugin's config;
+    /// [`CLUSTER_DIR_PLACEHOLDER`] in the content becomes the cluster directory.
     pub extra_files: Vec<(String, String)>,
     /// A fixed directory (the demo); otherwise a fresh one under the temp dir.
     pub dir: Option<PathBuf>,
@@ -100,6 +101,9 @@ impl Default for Options {
         }
     }
 }
+
+/// Replaced by the cluster directory in [`Options::extra_files`].
+pub const CLUSTER_DIR_PLACEHOLDER: &str = "@CLUSTER_DIR@";
 
 /// A started daemon.
 #[derive(Debug, Clone)]
@@ -462,7 +466,8 @@ impl Cluster {
             )?;
         }
         for (name, content) in &opts.extra_files {
-            write_file(&self.dir.join(name), content, 0o644)?;
+            let content = content.replace(CLUSTER_DIR_PLACEHOLDER, &self.dir.display().to_string());
+            write_file(&self.dir.join(name), &content, 0o644)?;
         }
         Ok(())
     }
@@ -784,10 +789,9 @@ impl Cluster {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        io(
-            &format!("run {program}"),
-            self.command(program).args(args).output(),
-        )
+        let mut c = self.command(program);
+        c.args(args);
+        io(&format!("run {program}"), output_retrying(&mut c))
     }
 
     /// Runs a Slurm command as `user` (uid, gid and HOME set; no PAM).
@@ -803,7 +807,31 @@ impl Cluster {
             .env("HOME", &user.home)
             .env("USER", &user.name)
             .env("LOGNAME", &user.name);
-        io(&format!("run {program} as {}", user.name), c.output())
+        io(
+            &format!("run {program} as {}", user.name),
+            output_retrying(&mut c),
+        )
+    }
+
+    /// Copies a program (e.g. a test tool cargo built) into the cluster directory, where
+    /// every test user can run it (the build tree may sit under a private home), and
+    /// returns its new path.
+    pub fn install_tool(&self, program: &Path) -> Result<PathBuf> {
+        let bin = self.dir.join("bin");
+        mkdir(&bin, 0o755)?;
+        let Some(name) = program.file_name() else {
+            return err(format!("bad program path {}", program.display()));
+        };
+        let dest = bin.join(name);
+        io(
+            &format!("copy {}", program.display()),
+            fs::copy(program, &dest),
+        )?;
+        io(
+            "chmod tool",
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)),
+        )?;
+        Ok(dest)
     }
 
     /// Submits with `sbatch --parsable` and returns the job id, or the error output.
@@ -906,6 +934,23 @@ impl Cluster {
         let result = stop_dir(&self.dir);
         self.daemons.clear();
         result
+    }
+}
+
+/// `Command::output`, retried on ETXTBSY: a program just copied (see
+/// [`Cluster::install_tool`]) cannot be executed while another thread's freshly forked
+/// child still holds the copy's write descriptor; that child execs (and drops it) within
+/// moments.
+fn output_retrying(c: &mut Command) -> std::io::Result<Output> {
+    let mut tries = 0;
+    loop {
+        match c.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -1,0 +1,262 @@
+//! Gathering and acting on the node: processes, SysV IPC objects, the shm directory.
+//! Everything here runs as root next to directories users can write, so:
+//! - the shm directory is opened once (`O_DIRECTORY | O_NOFOLLOW`) and every later look
+//!   and removal is relative to that handle, with `AT_SYMLINK_NOFOLLOW`;
+//! - every object is checked again right before it is removed (owner, type, attachments),
+//!   so an id or a name reused meanwhile by someone else is left alone;
+//! - something that disappeared on its own is not an error.
+
+use std::collections::HashSet;
+use std::ffi::{CStr, OsStr, OsString};
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, Mode as FileMode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
+
+use crate::plan::{FileKind, ShmFile};
+
+/// Live processes on the node: their pids, and the uids they run as.
+#[derive(Debug, Default)]
+pub struct Processes {
+    pub pids: HashSet<i32>,
+    pub uids: HashSet<u32>,
+}
+
+/// Reads `/proc/<pid>/status` of every process (zombies do not count as live). A process
+/// counts for every uid it has (real, effective, saved, filesystem).
+pub fn scan_processes(proc_root: &Path) -> std::io::Result<Processes> {
+    let mut p = Processes::default();
+    for entry in fs::read_dir(proc_root)? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // A process may exit while we look: skip it.
+        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let mut zombie = false;
+        let mut uids: Vec<u32> = Vec::new();
+        for line in status.lines() {
+            if let Some(state) = line.strip_prefix("State:") {
+                zombie = state.trim_start().starts_with('Z') || state.trim_start().starts_with('X');
+            } else if let Some(u) = line.strip_prefix("Uid:") {
+                uids = u
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+            }
+        }
+        if !zombie {
+            p.pids.insert(pid);
+            p.uids.extend(uids);
+        }
+    }
+    Ok(p)
+}
+
+/// The result of removing one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Removed,
+    /// Gone before we got to it.
+    Vanished,
+    /// Changed since the scan (owner, type, attachments): left alone.
+    Changed(String),
+    Failed(String),
+}
+
+fn gone(e: Errno) -> bool {
+    matches!(e, Errno::EINVAL | Errno::EIDRM | Errno::ENOENT)
+}
+
+/// Removes shm segment `id` if it is still owned by `uid` (and, with `only_if`, still
+/// passes that check on fresh IPC_STAT data: unattached, pids gone).
+pub fn remove_shm(id: i32, uid: u32, only_if: Option<&dyn Fn(u64, i32, i32) -> bool>) -> Outcome {
+    // SAFETY: shmid_ds is plain data; IPC_STAT fills it.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a shmid_ds.
+    if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } != 0 {
+        let e = Errno::last();
+        return if gone(e) {
+            Outcome::Vanished
+        } else {
+            Outcome::Failed(format!("shm {id}: IPC_STAT: {e}"))
+        };
+    }
+    if ds.shm_perm.uid != uid {
+        return Outcome::Changed(format!("shm {id} is now owned by uid {}", ds.shm_perm.uid));
+    }
+    if let Some(check) = only_if {
+        if !check(ds.shm_nattch as u64, ds.shm_cpid, ds.shm_lpid) {
+            return Outcome::Changed(format!("shm {id} is in use again"));
+        }
+    }
+    // SAFETY: IPC_RMID takes no buffer.
+    if unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) } != 0 {
+        let e = Errno::last();
+        return if gone(e) {
+            Outcome::Vanished
+        } else {
+            Outcome::Failed(format!("shm {id}: IPC_RMID: {e}"))
+        };
+    }
+    Outcome::Removed
+}
+
+pub fn remove_sem(id: i32, uid: u32) -> Outcome {
+    // SAFETY: semid_ds is plain data; IPC_STAT fills it (semun.buf is the pointer).
+    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: semctl's fourth argument for IPC_STAT is a semid_ds pointer.
+    if unsafe { libc::semctl(id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) } != 0 {
+        let e = Errno::last();
+        return if gone(e) {
+            Outcome::Vanished
+        } else {
+            Outcome::Failed(format!("sem {id}: IPC_STAT: {e}"))
+        };
+    }
+    if ds.sem_perm.uid != uid {
+        return Outcome::Changed(format!("sem {id} is now owned by uid {}", ds.sem_perm.uid));
+    }
+    // SAFETY: IPC_RMID takes no fourth argument.
+    if unsafe { libc::semctl(id, 0, libc::IPC_RMID) } != 0 {
+        let e = Errno::last();
+        return if gone(e) {
+            Outcome::Vanished
+        } else {
+            Outcome::Failed(format!("sem {id}: IPC_RMID: {e}"))
+        };
+    }
+    Outcome::Removed
+}
+
+pub fn remove_msg(id: i32, uid: u32) -> Outcome {
+    // SAFETY: msqid_ds is plain data; IPC_STAT fills it.
+    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a msqid_ds.
+    if unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) } != 0 {
+        let e = Errno::last();
+        return if gone(e) {
+            Outcome::Vanished
+        } else {
+            Outcome::Failed(format!("msg {id}: IPC_STAT: {e}"))
+        };
+    }
+    if ds.msg_perm.uid != uid {
+        return Outcome::Changed(format!("msg {id} is now owned by uid {}", ds.msg_perm.uid));
+    }
+    // SAFETY: IPC_RMID takes no buffer.
+    if unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) } != 0 {
+        let e = Errno::last();
+        return if gone(e) {
+            Outcome::Vanished
+        } else {
+            Outcome::Failed(format!("msg {id}: IPC_RMID: {e}"))
+        };
+    }
+    Outcome::Removed
+}
+
+/// The shm directory, opened once without following a symlink.
+pub struct ShmDir {
+    dir: Dir,
+    dev: u64,
+}
+
+fn kind_of(mode: u32) -> FileKind {
+    match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFREG => FileKind::Regular,
+        SFlag::S_IFLNK => FileKind::Symlink,
+        SFlag::S_IFDIR => FileKind::Directory,
+        _ => FileKind::Other,
+    }
+}
+
+impl ShmDir {
+    pub fn open(path: &Path) -> Result<ShmDir, String> {
+        let dir = Dir::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        )
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let st = fstat(dir.as_fd()).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+        Ok(ShmDir {
+            dir,
+            dev: st.st_dev,
+        })
+    }
+
+    fn stat(&self, name: &OsStr) -> Result<nix::sys::stat::FileStat, Errno> {
+        fstatat(self.dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+    }
+
+    /// The top-level entries (no recursion), each as `lstat` sees it. Entries that vanish
+    /// while listed are skipped.
+    pub fn list(&mut self) -> Result<Vec<ShmFile>, String> {
+        let names: Vec<OsString> = self
+            .dir
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        let mut files = Vec::with_capacity(names.len());
+        for name in names {
+            match self.stat(&name) {
+                Ok(st) => files.push(ShmFile {
+                    name,
+                    uid: st.st_uid,
+                    kind: kind_of(st.st_mode),
+                    size: u64::try_from(st.st_size).unwrap_or(0),
+                    same_fs: st.st_dev == self.dev,
+                }),
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(format!("cannot stat {:?}: {e}", name)),
+            }
+        }
+        Ok(files)
+    }
+
+    /// Unlinks `name` if it is still a regular file of `uid` on this file system. The name
+    /// is resolved relative to the open directory and never through a symlink; unlinking a
+    /// name removes that directory entry only.
+    pub fn remove(&self, name: &OsStr, uid: u32) -> Outcome {
+        let st = match self.stat(name) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Outcome::Vanished,
+            Err(e) => return Outcome::Failed(format!("{name:?}: stat: {e}")),
+        };
+        if kind_of(st.st_mode) != FileKind::Regular || st.st_uid != uid || st.st_dev != self.dev {
+            return Outcome::Changed(format!("{name:?} is no longer a regular file of uid {uid}"));
+        }
+        match unlinkat(self.dir.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => Outcome::Removed,
+            Err(Errno::ENOENT) => Outcome::Vanished,
+            Err(e) => Outcome::Failed(format!("{name:?}: unlink: {e}")),
+        }
+    }
+}
+
+/// Writes one line to syslog (facility daemon, tag ml-epilog).
+pub fn syslog(priority: libc::c_int, line: &str) {
+    let text = std::ffi::CString::new(line.replace('\0', " ")).unwrap_or_default();
+    const TAG: &CStr = c"ml-epilog";
+    // SAFETY: constant tag and "%s" format with one valid C string.
+    unsafe {
+        libc::openlog(TAG.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON);
+        libc::syslog(priority, c"%s".as_ptr(), text.as_ptr());
+        libc::closelog();
+    }
+}
