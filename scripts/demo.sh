@@ -17,8 +17,14 @@ accounting=()
 ./scripts/install-deps.sh "${accounting[@]}"
 cargo build --workspace
 
+# ml-epilog logs to a file in the cluster directory (@CLUSTER_DIR@ is filled in).
+epilog_conf=$(mktemp)
+echo "log_file = @CLUSTER_DIR@/log/ml-epilog.log" > "$epilog_conf"
 target/debug/local-cluster start --dir "$DIR" "${accounting[@]}" \
-  --spank libspank_selftest.so --job-submit libjob_submit_selftest.so >/dev/null
+  --spank libspank_selftest.so --job-submit libjob_submit_selftest.so \
+  --epilog "$PWD/target/debug/ml-epilog" --file "ml-epilog.conf=$epilog_conf" >/dev/null
+rm -f "$epilog_conf"
+install -D -m 0755 target/debug/ipc-fixture "$DIR/bin/ipc-fixture"
 export SLURM_CONF="$DIR/slurm.conf"
 cd "$DIR/work"
 
@@ -50,6 +56,15 @@ echo
 echo "== A batch job of a regular user, waited for"
 id -u mltest-demo >/dev/null 2>&1 || useradd --user-group --create-home --shell /bin/bash mltest-demo
 show "runuser -u mltest-demo -- sbatch --wait -N2 -o batch.out --wrap 'id -un; srun -l hostname | sort' && cat batch.out"
+echo
+echo "== ml-epilog (Epilog=) removes what a job leaves in SysV IPC and /dev/shm, like killed NCCL ranks"
+# Not sbatch --wait: a waiting sbatch of the user on this machine would count as the user
+# still being active here, and ml-epilog would then only take dead shm segments.
+job=$(runuser -u mltest-demo -- sbatch --parsable -o leftovers.out --wrap "$DIR/bin/ipc-fixture create --shm 4 --sem 1 --msg 1 --files 2 --prefix nccl-demo >/dev/null; echo the job leaves \$(ipcs -m | grep -c mltest-de) shm segments, \$(ipcs -s | grep -c mltest-de) semaphore set, \$(ipcs -q | grep -c mltest-de) message queue and \$(ls /dev/shm | grep -c nccl-demo) /dev/shm files")
+until grep -q "job $job " "$DIR/log/ml-epilog.log" 2>/dev/null; do sleep 0.2; done
+show "cat leftovers.out"
+show "tail -n 1 $DIR/log/ml-epilog.log"
+show "echo after the job: \$(ipcs -m | grep -c mltest-de) shm segments, \$(ipcs -s | grep -c mltest-de) semaphore sets, \$(ipcs -q | grep -c mltest-de) message queues, \$(ls /dev/shm | grep -c nccl-demo) /dev/shm files"
 if [ "${#accounting[@]}" -gt 0 ]; then
   echo
   echo "== Accounting through slurmdbd and MariaDB"
