@@ -80,92 +80,122 @@ fn gone(e: Errno) -> bool {
     matches!(e, Errno::EINVAL | Errno::EIDRM | Errno::ENOENT)
 }
 
-/// Removes shm segment `id` if it is still owned by `uid` (and, with `only_if`, still
-/// passes that check on fresh IPC_STAT data: unattached, pids gone).
-pub fn remove_shm(id: i32, uid: u32, only_if: Option<&dyn Fn(u64, i32, i32) -> bool>) -> Outcome {
-    // SAFETY: shmid_ds is plain data; IPC_STAT fills it.
-    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a shmid_ds.
-    if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } != 0 {
-        let e = Errno::last();
-        return if gone(e) {
-            Outcome::Vanished
-        } else {
-            Outcome::Failed(format!("shm {id}: IPC_STAT: {e}"))
-        };
-    }
-    if ds.shm_perm.uid != uid {
-        return Outcome::Changed(format!("shm {id} is now owned by uid {}", ds.shm_perm.uid));
-    }
-    if let Some(check) = only_if {
-        if !check(ds.shm_nattch as u64, ds.shm_cpid, ds.shm_lpid) {
-            return Outcome::Changed(format!("shm {id} is in use again"));
+/// The three kinds of SysV IPC object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipc {
+    Shm,
+    Sem,
+    Msg,
+}
+
+impl Ipc {
+    fn name(self) -> &'static str {
+        match self {
+            Ipc::Shm => "shm",
+            Ipc::Sem => "sem",
+            Ipc::Msg => "msg",
         }
     }
-    // SAFETY: IPC_RMID takes no buffer.
-    if unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) } != 0 {
-        let e = Errno::last();
-        return if gone(e) {
-            Outcome::Vanished
-        } else {
-            Outcome::Failed(format!("shm {id}: IPC_RMID: {e}"))
-        };
-    }
-    Outcome::Removed
 }
 
-pub fn remove_sem(id: i32, uid: u32) -> Outcome {
-    // SAFETY: semid_ds is plain data; IPC_STAT fills it (semun.buf is the pointer).
-    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: semctl's fourth argument for IPC_STAT is a semid_ds pointer.
-    if unsafe { libc::semctl(id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) } != 0 {
-        let e = Errno::last();
-        return if gone(e) {
-            Outcome::Vanished
-        } else {
-            Outcome::Failed(format!("sem {id}: IPC_STAT: {e}"))
-        };
-    }
-    if ds.sem_perm.uid != uid {
-        return Outcome::Changed(format!("sem {id} is now owned by uid {}", ds.sem_perm.uid));
-    }
-    // SAFETY: IPC_RMID takes no fourth argument.
-    if unsafe { libc::semctl(id, 0, libc::IPC_RMID) } != 0 {
-        let e = Errno::last();
-        return if gone(e) {
-            Outcome::Vanished
-        } else {
-            Outcome::Failed(format!("sem {id}: IPC_RMID: {e}"))
-        };
-    }
-    Outcome::Removed
+/// What IPC_STAT says now: the owner, and for shm the attachments and pids.
+struct IpcStat {
+    owner: u32,
+    nattch: u64,
+    cpid: i32,
+    lpid: i32,
 }
 
-pub fn remove_msg(id: i32, uid: u32) -> Outcome {
-    // SAFETY: msqid_ds is plain data; IPC_STAT fills it.
-    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a msqid_ds.
-    if unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) } != 0 {
-        let e = Errno::last();
-        return if gone(e) {
-            Outcome::Vanished
-        } else {
-            Outcome::Failed(format!("msg {id}: IPC_STAT: {e}"))
-        };
+fn check(rc: libc::c_int) -> Result<(), Errno> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
     }
-    if ds.msg_perm.uid != uid {
-        return Outcome::Changed(format!("msg {id} is now owned by uid {}", ds.msg_perm.uid));
+}
+
+fn ipc_stat(kind: Ipc, id: i32) -> Result<IpcStat, Errno> {
+    // SAFETY: each *_ds is plain data that IPC_STAT fills through a valid pointer (for
+    // semctl the fourth argument is semun.buf, a semid_ds pointer).
+    unsafe {
+        match kind {
+            Ipc::Shm => {
+                let mut ds: libc::shmid_ds = std::mem::zeroed();
+                check(libc::shmctl(id, libc::IPC_STAT, &mut ds))?;
+                Ok(IpcStat {
+                    owner: ds.shm_perm.uid,
+                    nattch: ds.shm_nattch as u64,
+                    cpid: ds.shm_cpid,
+                    lpid: ds.shm_lpid,
+                })
+            }
+            Ipc::Sem => {
+                let mut ds: libc::semid_ds = std::mem::zeroed();
+                check(libc::semctl(
+                    id,
+                    0,
+                    libc::IPC_STAT,
+                    &mut ds as *mut libc::semid_ds,
+                ))?;
+                Ok(IpcStat {
+                    owner: ds.sem_perm.uid,
+                    nattch: 0,
+                    cpid: 0,
+                    lpid: 0,
+                })
+            }
+            Ipc::Msg => {
+                let mut ds: libc::msqid_ds = std::mem::zeroed();
+                check(libc::msgctl(id, libc::IPC_STAT, &mut ds))?;
+                Ok(IpcStat {
+                    owner: ds.msg_perm.uid,
+                    nattch: 0,
+                    cpid: 0,
+                    lpid: 0,
+                })
+            }
+        }
     }
+}
+
+fn ipc_rmid(kind: Ipc, id: i32) -> Result<(), Errno> {
     // SAFETY: IPC_RMID takes no buffer.
-    if unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) } != 0 {
-        let e = Errno::last();
-        return if gone(e) {
-            Outcome::Vanished
-        } else {
-            Outcome::Failed(format!("msg {id}: IPC_RMID: {e}"))
-        };
+    check(unsafe {
+        match kind {
+            Ipc::Shm => libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()),
+            Ipc::Sem => libc::semctl(id, 0, libc::IPC_RMID),
+            Ipc::Msg => libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()),
+        }
+    })
+}
+
+/// Removes the object if it is still owned by `uid` and (with `only_if`, shm) still passes
+/// that check on fresh IPC_STAT data (attachments, creator pid, last pid).
+pub fn remove_ipc(
+    kind: Ipc,
+    id: i32,
+    uid: u32,
+    only_if: Option<&dyn Fn(u64, i32, i32) -> bool>,
+) -> Outcome {
+    let what = kind.name();
+    let st = match ipc_stat(kind, id) {
+        Ok(st) => st,
+        Err(e) if gone(e) => return Outcome::Vanished,
+        Err(e) => return Outcome::Failed(format!("{what} {id}: IPC_STAT: {e}")),
+    };
+    if st.owner != uid {
+        return Outcome::Changed(format!("{what} {id} is now owned by uid {}", st.owner));
     }
-    Outcome::Removed
+    if let Some(still_ok) = only_if {
+        if !still_ok(st.nattch, st.cpid, st.lpid) {
+            return Outcome::Changed(format!("{what} {id} is in use again"));
+        }
+    }
+    match ipc_rmid(kind, id) {
+        Ok(()) => Outcome::Removed,
+        Err(e) if gone(e) => Outcome::Vanished,
+        Err(e) => Outcome::Failed(format!("{what} {id}: IPC_RMID: {e}")),
+    }
 }
 
 /// The shm directory, opened once without following a symlink.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::node::{self, Outcome, ShmDir};
+use crate::node::{self, Ipc, Outcome, ShmDir};
 use crate::plan::{self, Gathered, Mode, Plan};
 use crate::sysvipc;
 
@@ -142,7 +142,7 @@ pub fn apply(plan: &Plan, decision: &Decision, uid: u32) -> Report {
         let check: Option<&dyn Fn(u64, i32, i32) -> bool> =
             if dead_only { Some(&still_dead) } else { None };
         if tally(
-            node::remove_shm(seg.id, uid, check),
+            node::remove_ipc(Ipc::Shm, seg.id, uid, check),
             &mut r.shm,
             &mut r.changed,
             &mut r.errors,
@@ -152,7 +152,7 @@ pub fn apply(plan: &Plan, decision: &Decision, uid: u32) -> Report {
     }
     for s in &plan.sem {
         tally(
-            node::remove_sem(s.id, uid),
+            node::remove_ipc(Ipc::Sem, s.id, uid, None),
             &mut r.sem,
             &mut r.changed,
             &mut r.errors,
@@ -160,7 +160,7 @@ pub fn apply(plan: &Plan, decision: &Decision, uid: u32) -> Report {
     }
     for m in &plan.msg {
         tally(
-            node::remove_msg(m.id, uid),
+            node::remove_ipc(Ipc::Msg, m.id, uid, None),
             &mut r.msg,
             &mut r.changed,
             &mut r.errors,
