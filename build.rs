@@ -21,6 +21,9 @@ fn main() {
         "cargo:rustc-env=SLURM_ML_HEADERS_VERSION={}",
         headers.version
     );
+    // The integration tests assert what differs between releases with the same cfgs the
+    // plugins are built with (slurm_ge_23_02, slurm_ge_23_11, ...).
+    slurm_locate::emit_cfgs(headers.version);
 
     // The daemons are optional on a build host (packaging), so a missing one is fine;
     // a different release is a plugin that will not load: say so now.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this): on a fresh Debian 12
 # machine, as root, it installs what is missing, checks formatting and lints, builds every
-# crate, and runs unit and integration tests (the latter boot real Slurm daemons).
+# crate, and runs unit and integration tests (the latter boot real Slurm daemons) against
+# the installed Slurm (22.05 on Debian 12), then the same again against Slurm 24.11 in a
+# Debian 13 root (scripts/test-release.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +13,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 # Integration tests load the plugin .so files, which only a workspace build produces.
 cargo build --workspace
 cargo test --workspace
+
+# The second release: the same suite against Slurm 24.11 (Debian 13 root, cached in
+# .release-roots/). Set SKIP_SECOND_RELEASE=1 to leave it out of a quick local run.
+if [ "${SKIP_SECOND_RELEASE:-0}" != 1 ]; then
+  ./scripts/test-release.sh 24.11
+fi

@@ -212,6 +212,22 @@ fn job_modify_goes_through_the_plugin() {
         "the rename was accepted: {}",
         stdout(&out)
     );
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains(&format!("Access/permission denied for job {job}")),
+        "{said}"
+    );
+    // job_modify gained err_msg in 23.02: from then on the user sees the plugin's reason.
+    #[cfg(slurm_ge_23_02)]
+    assert!(
+        said.contains("scontrol: error: job_submit/selftest: jobs named 'selftest-reject' are refused by this cluster's test policy"),
+        "{said}"
+    );
+    #[cfg(not(slurm_ge_23_02))]
+    assert!(
+        !said.contains("job_submit/selftest"),
+        "22.05 has no err_msg for job_modify: {said}"
+    );
     assert_eq!(
         c.job_field(job, "JobName").unwrap().as_deref(),
         Some("held")
@@ -228,4 +244,64 @@ fn job_modify_goes_through_the_plugin() {
         Some("renamed")
     );
     ok(c.run("scancel", [job.to_string()]).unwrap());
+}
+
+/// The GPU request fields as slurmctld hands them to a job_submit plugin. Their format is
+/// a real difference between releases (what a policy plugin's GRES parser must read):
+/// `gres:gpu:N` up to 23.02, `gres/gpu:N` from 23.11, and `gres/gpu=N` in `tres_per_task`
+/// from 24.05. Checked on 22.05 and 24.11.
+#[test]
+fn gpu_requests_reach_job_submit_in_the_releases_format() {
+    let c = selftest_cluster();
+    let gres = if cfg!(slurm_ge_23_11) {
+        "gres/gpu"
+    } else {
+        "gres:gpu"
+    };
+    let per_task_1 = if cfg!(slurm_ge_24_05) {
+        format!("{gres}=1")
+    } else {
+        format!("{gres}:1")
+    };
+    let null = || "(null)".to_string();
+    let cases: Vec<(Vec<&str>, [String; 4])> = vec![
+        (
+            vec!["--gpus-per-node=2"],
+            [null(), format!("{gres}:2"), null(), null()],
+        ),
+        (
+            vec!["--gres=gpu:3"],
+            [null(), format!("{gres}:3"), null(), null()],
+        ),
+        (
+            vec!["--gpus=4"],
+            [format!("{gres}:4"), null(), null(), null()],
+        ),
+        (
+            vec!["-n2", "--gpus-per-task=1"],
+            [null(), null(), null(), per_task_1],
+        ),
+        (
+            vec!["--sockets-per-node=1", "--gpus-per-socket=1"],
+            [null(), null(), format!("{gres}:1"), null()],
+        ),
+        (
+            vec!["--gres=gpu:2,gpu:1"],
+            [null(), format!("{gres}:2,{gres}:1"), null(), null()],
+        ),
+    ];
+    for (args, [job, node, socket, task]) in cases {
+        let mut full = vec!["-J", "selftest-show-tres"];
+        full.extend(&args);
+        full.extend(["--wrap", "true"]);
+        let out = c.run("sbatch", &full).unwrap();
+        let expected = format!(
+            "sbatch: error: job_submit/selftest: tres_per_job={job} tres_per_node={node} tres_per_socket={socket} tres_per_task={task}\n"
+        );
+        assert!(
+            stderr(&out).starts_with(&expected),
+            "sbatch {args:?}:\n{}",
+            stderr(&out)
+        );
+    }
 }

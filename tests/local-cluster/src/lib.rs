@@ -643,8 +643,12 @@ impl Cluster {
         {
             return Err(self.daemon_failure("MariaDB did not start", &["mariadb"]));
         }
+        // The database is created here, not by slurmdbd: slurmdbd 24.11 retries its
+        // connection on the same handle after creating the database itself, and with
+        // Debian 13's libmariadb that handle then fails every query ("Number of columns in
+        // result (=1) set exceeds maximum allowed number of columns (=0)").
         let sql = format!(
-            "CREATE USER '{u}'@'127.0.0.1' IDENTIFIED BY '{p}'; GRANT ALL ON *.* TO '{u}'@'127.0.0.1'; FLUSH PRIVILEGES;",
+            "CREATE DATABASE slurm_acct_db; CREATE USER '{u}'@'127.0.0.1' IDENTIFIED BY '{p}'; GRANT ALL ON *.* TO '{u}'@'127.0.0.1'; FLUSH PRIVILEGES;",
             u = a.db_user,
             p = a.db_password
         );

@@ -14,9 +14,18 @@ fn expands_with_slurms_grammar() {
 }
 
 #[test]
-fn refuses_what_slurm_refuses() {
-    // Text after a range is refused. (Descending ranges such as n[5-3] are refused too,
-    // but outside a daemon Slurm's error() path ends the process, so not tested here.)
-    assert!(HostList::parse("n[1-3]x").is_err());
+fn refuses_what_cannot_reach_slurm() {
+    // A NUL cannot be passed to C. (Slurm refuses descending ranges such as n[5-3] too,
+    // but outside a daemon its error() path ends the process, so that is not tested here.)
     assert!(HostList::parse("a\0b").is_err());
+}
+
+/// Text after a bracket: a suffix from 23.11 on ("Extend hostlist to support suffix",
+/// SchedMD/slurm 0994b5f198), refused before.
+#[test]
+fn suffix_after_a_range_follows_the_release() {
+    #[cfg(slurm_ge_23_11)]
+    assert_eq!(HostList::expand("n[1-3]x").unwrap(), ["n1x", "n2x", "n3x"]);
+    #[cfg(not(slurm_ge_23_11))]
+    assert!(HostList::parse("n[1-3]x").is_err());
 }

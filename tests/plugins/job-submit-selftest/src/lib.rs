@@ -4,7 +4,9 @@
 //! - `selftest-reject`: refused with a message the user sees from sbatch/srun;
 //! - `selftest-rewrite`: accepted, its comment replaced (a Slurm-allocated string);
 //! - `selftest-panic`: the plugin panics; the FFI guard must catch it, refuse the job with
-//!   a clear message and keep slurmctld running.
+//!   a clear message and keep slurmctld running;
+//! - `selftest-show-tres`: refused with a message that shows the job's GPU request fields
+//!   exactly as slurmctld hands them to a plugin (their format changes between releases).
 
 #![deny(unsafe_code)]
 
@@ -30,6 +32,16 @@ impl SelfTest {
                 Err(Rejection::new(rc::ESLURM_ACCESS_DENIED, REJECT_MESSAGE))
             }
             Some("selftest-panic") => panic!("deliberate panic for a job named selftest-panic"), // ok-panic: the test of the guard
+            Some("selftest-show-tres") => Err(Rejection::new(
+                rc::ESLURM_INVALID_TRES,
+                format!(
+                    "job_submit/selftest: tres_per_job={} tres_per_node={} tres_per_socket={} tres_per_task={}",
+                    job.tres_per_job().as_deref().unwrap_or("(null)"),
+                    job.tres_per_node().as_deref().unwrap_or("(null)"),
+                    job.tres_per_socket().as_deref().unwrap_or("(null)"),
+                    job.tres_per_task().as_deref().unwrap_or("(null)"),
+                ),
+            )),
             Some("selftest-rewrite") => job
                 .set_comment(Some(REWRITTEN_COMMENT))
                 .map_err(|e| Rejection::new(rc::ERROR, e.to_string())),

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The whole suite against another Slurm release: a Debian root made with debootstrap (kept
+# in .release-roots/<suite>, reused by later runs), that release's slurmctld, slurmd,
+# slurmdbd, MariaDB and headers installed in it with apt, the workspace built against those
+# headers (target/slurm-<release>) and tested there, with clippy on the code paths that
+# only compile for that release. Run as root:
+#   ./scripts/test-release.sh 24.11              Slurm 24.11 from Debian 13 (trixie)
+#   ./scripts/test-release.sh 24.11 -- CMD...    run CMD in /project inside that root instead
+set -euo pipefail
+cd "$(dirname "$0")/.."
+project=$PWD
+
+release=${1:-}
+shift || true
+custom=()
+if [ "${1:-}" = "--" ]; then shift; custom=("$@"); fi
+case "$release" in
+  24.11) suite=trixie ;;
+  *) echo "usage: ./scripts/test-release.sh 24.11   (the release the host has is tested by ./scripts/test.sh)" >&2; exit 2 ;;
+esac
+[ "$(id -u)" -eq 0 ] || { echo "error: run as root (debootstrap, chroot, Slurm daemons)" >&2; exit 1; }
+
+roots=$project/.release-roots
+root=$roots/$suite
+rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+[ -x "$cargo_home/bin/cargo" ] || { echo "error: no cargo in $cargo_home/bin (set CARGO_HOME)" >&2; exit 1; }
+
+unmount_all() {  # everything mounted under the root, deepest first, never what is outside
+  local m
+  for m in $(awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+}
+trap unmount_all EXIT
+unmount_all
+
+if [ ! -e "$root/.debootstrap-done" ]; then
+  command -v debootstrap >/dev/null || {
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap
+  }
+  mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  if awk -v r="$root/" 'index($2, r) == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+    echo "error: something is still mounted under $root; not removing it" >&2; exit 1
+  fi
+  rm -rf "$root"
+  mkdir -p "$roots"
+  echo "making a Debian $suite root in $root (debootstrap, once)"
+  if ! debootstrap --variant=minbase "$suite" "$root" "$mirror" > "$roots/$suite-debootstrap.log" 2>&1; then
+    tail -n 20 "$roots/$suite-debootstrap.log" >&2; exit 1
+  fi
+  touch "$root/.debootstrap-done"
+fi
+
+cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+mkdir -p "$root/project" "$root/opt/rustup" "$root/opt/cargo"
+mount -t proc proc "$root/proc"
+for d in sys dev; do
+  mount --rbind "/$d" "$root/$d"
+  mount --make-rslave "$root/$d"   # unmounting here never reaches the host's mounts
+done
+mount --bind "$project" "$root/project"
+mount --bind "$rustup_home" "$root/opt/rustup"
+mount --bind "$cargo_home" "$root/opt/cargo"
+
+in_root() {
+  chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 CI="${CI:-}" \
+    PATH=/opt/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    RUSTUP_HOME=/opt/rustup CARGO_HOME=/opt/cargo CARGO_TARGET_DIR="/project/target/slurm-$release" \
+    "$@"
+}
+if [ "${#custom[@]}" -gt 0 ]; then
+  in_root bash -c 'cd /project && exec "$@"' bash "${custom[@]}"
+  exit
+fi
+echo "=== Slurm $release (Debian $suite): install, clippy, build, test"
+in_root bash -euo pipefail -c '
+    cd /project
+    ./scripts/install-deps.sh --accounting
+    echo "Slurm here: $(slurmctld -V)"
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo build --workspace
+    cargo test --workspace
+  '
