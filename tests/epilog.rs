@@ -15,7 +15,23 @@ use ml_epilog::sysvipc;
 
 const SHM_DIR: &str = "/dev/shm";
 
+/// SysV IPC and /dev/shm are shared by everything on the machine, including a second run of
+/// this suite (another checkout, or the 24.11 suite in its chroot, whose test users have
+/// other names for the same uids). One run's epilog tests at a time: an exclusive lock on
+/// a file in /dev/shm, held until this test process exits.
+fn machine_lock() {
+    static LOCK: std::sync::OnceLock<fs::File> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| {
+        let f = fs::File::create(Path::new(SHM_DIR).join(".slurm-ml-epilog-tests.lock")).unwrap();
+        // SAFETY: flock on a file descriptor we own.
+        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+        f
+    });
+}
+
 fn epilog_cluster() -> Cluster {
+    machine_lock();
     start(Options {
         epilog: Some(cargo_artifact("ml-epilog").unwrap_or_else(|e| panic!("{e}"))),
         extra_files: vec![(
@@ -130,6 +146,21 @@ impl Drop for Cleanup {
     }
 }
 
+/// Root's objects a test made on purpose, removed when the test ends however it ends.
+struct RootObjects {
+    shm: i32,
+    file: PathBuf,
+}
+
+impl Drop for RootObjects {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ipcrm")
+            .args(["-m", &self.shm.to_string()])
+            .output();
+        let _ = fs::remove_file(&self.file);
+    }
+}
+
 fn cleanup(uid: u32) {
     let (shm, sem, msg) = sysv_of(uid);
     for (flag, ids) in [("-m", shm), ("-s", sem), ("-q", msg)] {
@@ -171,6 +202,10 @@ fn a_finished_job_leaves_nothing_and_other_users_keep_theirs() {
         .lines()
         .find_map(|l| l.strip_prefix("shm ")?.parse().ok())
         .unwrap();
+    let _root_clean = RootObjects {
+        shm: root_shm,
+        file: Path::new(SHM_DIR).join("nccl-root-e1-0"),
+    };
     let b_before = (sysv_of(b.uid), shm_files_of(b.uid));
 
     let cmd =
@@ -197,10 +232,6 @@ fn a_finished_job_leaves_nothing_and_other_users_keep_theirs() {
         .any(|s| s.id == root_shm && s.uid == 0);
     assert!(root_shm_left, "root's segment {root_shm} was removed");
     assert!(Path::new(SHM_DIR).join("nccl-root-e1-0").exists());
-    let _ = std::process::Command::new("ipcrm")
-        .args(["-m", &root_shm.to_string()])
-        .output();
-    let _ = fs::remove_file(Path::new(SHM_DIR).join("nccl-root-e1-0"));
 }
 
 #[test]
@@ -341,6 +372,7 @@ fn root_jobs_are_left_alone() {
 
 #[test]
 fn an_insecure_config_is_refused_and_nothing_is_cleaned() {
+    machine_lock();
     let a = ensure_user("mltest-e5").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("ml-epilog.conf");
@@ -376,4 +408,43 @@ fn an_insecure_config_is_refused_and_nothing_is_cleaned() {
     );
     assert!(path.exists());
     fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn a_segment_still_attached_is_kept_even_when_its_owner_is_gone() {
+    let c = epilog_cluster();
+    let tool = fixture(&c);
+    let a = ensure_user("mltest-e6").unwrap();
+    let _clean = Cleanup::new(&a);
+    // A's segment, made outside a job, attached by a root process (as a process in another
+    // pid namespace would look): A has no process of its own on the node.
+    let out = ok(c.run_as(&a, &tool, ["create", "--shm", "1"]).unwrap());
+    let id: i32 = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("shm ")?.parse().ok())
+        .unwrap();
+    let mut holder = std::process::Command::new(&tool)
+        .args(["attach", "--id", &id.to_string(), "--seconds", "120"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    while attached_shm_of(a.uid) != [id] {
+        assert!(Instant::now() < deadline, "segment {id} never attached");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let job = run_job(&c, &a, &["-o", "/dev/null", "--wrap", "true"]);
+    let line = epilog_line(&c, job);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        line.contains("[user has no processes left here: all of the user's objects]"),
+        "{line}"
+    );
+    assert!(line.contains("removed 0 shm (0 B)"), "{line}");
+    assert!(
+        line.contains("1 changed since the scan and left alone"),
+        "{line}"
+    );
+    assert_eq!(sysv_of(a.uid).0, [id], "the attached segment survives");
 }

@@ -138,9 +138,15 @@ pub fn apply(plan: &Plan, decision: &Decision, uid: u32) -> Report {
         let alive = |pid: i32| pid > 0 && Path::new(&format!("/proc/{pid}")).exists();
         nattch == 0 && !alive(cpid) && !alive(lpid)
     };
+    // With the user gone, an attachment now means a process we did not see (another pid
+    // namespace, a job that started since the scan): keep that segment too.
+    let unattached = |nattch: u64, _cpid: i32, _lpid: i32| nattch == 0;
     for seg in &plan.shm {
-        let check: Option<&dyn Fn(u64, i32, i32) -> bool> =
-            if dead_only { Some(&still_dead) } else { None };
+        let check: Option<&dyn Fn(u64, i32, i32) -> bool> = if dead_only {
+            Some(&still_dead)
+        } else {
+            Some(&unattached)
+        };
         if tally(
             node::remove_ipc(Ipc::Shm, seg.id, uid, check),
             &mut r.shm,

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use slurm_sys as sys;
 use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 
 /// Slurm's log levels (src/common/log.h `log_level_t`), the ones a plugin writes at.
@@ -105,6 +106,12 @@ impl tracing::field::Visit for MessageVisitor {
 }
 
 impl Subscriber for SlurmLog {
+    fn register_callsite(&self, _metadata: &'static Metadata<'static>) -> Interest {
+        // Never cache the answer: the daemon's log level can change at run time
+        // (`scontrol setdebug`), so `enabled` asks Slurm every time.
+        Interest::sometimes()
+    }
+
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         would_log(SlurmLevel::from_tracing(metadata.level()))
     }

@@ -5,6 +5,7 @@
 //!   ipc-fixture create [--shm N] [--shm-size B] [--sem N] [--msg N] [--files N]
 //!                      [--file-size B] [--prefix P] [--dir D]
 //!   ipc-fixture hold --seconds S [--shm-size B] [--file NAME] [--dir D]
+//!   ipc-fixture attach --id SHMID --seconds S       (attach an existing segment and wait)
 //!
 //! Each created object is printed as `shm ID`, `sem ID`, `msg ID` or `file PATH`.
 
@@ -25,6 +26,7 @@ struct Opts {
     dir: PathBuf,
     seconds: u64,
     file: Option<String>,
+    id: Option<i32>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -39,6 +41,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         dir: PathBuf::from("/dev/shm"),
         seconds: 0,
         file: None,
+        id: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -55,6 +58,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--dir" => o.dir = PathBuf::from(v),
             "--seconds" => o.seconds = n()?,
             "--file" => o.file = Some(v.clone()),
+            "--id" => o.id = Some(v.parse().map_err(|_| "--id takes a number".to_string())?),
             _ => return Err(format!("unknown option {a}")),
         }
     }
@@ -127,12 +131,27 @@ fn hold(o: &Opts) -> Result<(), String> {
     Ok(())
 }
 
+fn attach(o: &Opts) -> Result<(), String> {
+    let id = o.id.ok_or("attach needs --id")?;
+    // SAFETY: attach an existing segment read-only; detached below.
+    let addr = unsafe { libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY) };
+    if addr as isize == -1 {
+        return Err(errno("shmat"));
+    }
+    println!("attached shm {id}");
+    std::thread::sleep(Duration::from_secs(o.seconds));
+    // SAFETY: addr came from shmat.
+    unsafe { libc::shmdt(addr) };
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.split_first() {
         Some((cmd, rest)) if cmd == "create" => parse(rest).and_then(|o| create(&o)),
         Some((cmd, rest)) if cmd == "hold" => parse(rest).and_then(|o| hold(&o)),
-        _ => Err("usage: ipc-fixture create|hold [options] (see the source header)".into()),
+        Some((cmd, rest)) if cmd == "attach" => parse(rest).and_then(|o| attach(&o)),
+        _ => Err("usage: ipc-fixture create|hold|attach [options] (see the source header)".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
