@@ -257,7 +257,7 @@ pub fn tail(path: &Path, lines: usize) -> String {
 impl Cluster {
     /// Boots the cluster and waits until every node is idle.
     pub fn start(opts: Options) -> Result<Cluster> {
-        if unsafe_geteuid() != 0 {
+        if effective_uid() != 0 {
             return err("local-cluster must run as root (it starts munged, slurmctld and slurmd)");
         }
         let (dir, tempdir) = match &opts.dir {
@@ -1014,7 +1014,7 @@ fn installed_name(artifact: &Path) -> Result<String> {
     Ok(file.strip_prefix("lib").unwrap_or(file).to_string())
 }
 
-fn unsafe_geteuid() -> u32 {
+fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
 }
@@ -1077,10 +1077,7 @@ pub fn stop_dir(dir: &Path) -> Result<()> {
                     .args(&ids)
                     .output();
                 let deadline = Instant::now() + Duration::from_secs(10);
-                while Instant::now() < deadline
-                    && !procs::holders_of(dir).is_empty()
-                    && procs::any_stepd(dir)
-                {
+                while Instant::now() < deadline && procs::any_stepd(dir) {
                     std::thread::sleep(Duration::from_millis(200));
                 }
             }
