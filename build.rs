@@ -8,15 +8,7 @@ use std::process::Command;
 use slurm_locate::SlurmVersion;
 
 fn main() {
-    let headers = match slurm_locate::locate() {
-        Ok(h) => h,
-        Err(e) => {
-            slurm_locate::emit_rerun_hints(None);
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    };
-    slurm_locate::emit_rerun_hints(Some(&headers));
+    let headers = slurm_locate::locate_or_exit("");
     println!(
         "cargo:rustc-env=SLURM_ML_HEADERS_VERSION={}",
         headers.version

@@ -4,15 +4,7 @@ use std::env;
 use std::path::PathBuf;
 
 fn main() {
-    let headers = match slurm_locate::locate() {
-        Ok(h) => h,
-        Err(e) => {
-            slurm_locate::emit_rerun_hints(None);
-            eprintln!("error: slurm-sys: {e}");
-            std::process::exit(1);
-        }
-    };
-    slurm_locate::emit_rerun_hints(Some(&headers));
+    let headers = slurm_locate::locate_or_exit("slurm-sys: ");
     println!("cargo:rerun-if-changed=wrapper.h");
 
     // For dependents' build scripts (links = "slurm").

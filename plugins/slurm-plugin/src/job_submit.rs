@@ -77,14 +77,6 @@ string_fields! {
     features / set_features,
 }
 
-fn opt_u32(v: u32) -> Option<u32> {
-    (v != NO_VAL).then_some(v)
-}
-
-fn opt_u16(v: u16) -> Option<u16> {
-    (v != NO_VAL16).then_some(v)
-}
-
 impl<'a> JobDesc<'a> {
     /// # Safety
     /// `raw` must be the `job_desc_msg_t` Slurm passed to the running entry point.
@@ -101,45 +93,35 @@ impl<'a> JobDesc<'a> {
     pub fn group_id(&self) -> u32 {
         self.raw.group_id
     }
+}
 
-    pub fn min_nodes(&self) -> Option<u32> {
-        opt_u32(self.raw.min_nodes)
-    }
+/// Numeric fields that Slurm leaves at `NO_VAL` / `NO_VAL16` when not given.
+macro_rules! optional_numbers {
+    ($( $(#[$doc:meta])* $field:ident: $ty:ty = $unset:expr ),* $(,)?) => {
+        impl<'a> JobDesc<'a> {
+            $(
+                $(#[$doc])*
+                pub fn $field(&self) -> Option<$ty> {
+                    (self.raw.$field != $unset).then_some(self.raw.$field)
+                }
+            )*
+        }
+    };
+}
 
-    pub fn max_nodes(&self) -> Option<u32> {
-        opt_u32(self.raw.max_nodes)
-    }
-
-    pub fn num_tasks(&self) -> Option<u32> {
-        opt_u32(self.raw.num_tasks)
-    }
-
-    pub fn min_cpus(&self) -> Option<u32> {
-        opt_u32(self.raw.min_cpus)
-    }
-
-    pub fn cpus_per_task(&self) -> Option<u16> {
-        opt_u16(self.raw.cpus_per_task)
-    }
-
-    pub fn ntasks_per_node(&self) -> Option<u16> {
-        opt_u16(self.raw.ntasks_per_node)
-    }
-
-    /// Minutes; `None` when not given.
-    pub fn time_limit(&self) -> Option<u32> {
-        opt_u32(self.raw.time_limit)
-    }
-
-    /// `--exclusive` sets 0; `None` when not given.
-    pub fn shared(&self) -> Option<u16> {
-        opt_u16(self.raw.shared)
-    }
-
-    /// The component index in a heterogeneous job, `None` for a plain job.
-    pub fn het_job_offset(&self) -> Option<u32> {
-        opt_u32(self.raw.het_job_offset)
-    }
+optional_numbers! {
+    min_nodes: u32 = NO_VAL,
+    max_nodes: u32 = NO_VAL,
+    num_tasks: u32 = NO_VAL,
+    min_cpus: u32 = NO_VAL,
+    cpus_per_task: u16 = NO_VAL16,
+    ntasks_per_node: u16 = NO_VAL16,
+    /// Minutes.
+    time_limit: u32 = NO_VAL,
+    /// `--exclusive` sets 0.
+    shared: u16 = NO_VAL16,
+    /// The component index in a heterogeneous job; `None` for a plain job.
+    het_job_offset: u32 = NO_VAL,
 }
 
 /// A refusal: the Slurm error code and the message the user sees (`sbatch: error: ...`).

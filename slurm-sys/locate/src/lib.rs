@@ -333,6 +333,22 @@ pub fn locate() -> Result<SlurmHeaders, LocateError> {
     locate_with(&SystemProbe)
 }
 
+/// For build scripts: finds the headers and emits the rerun hints, or prints the error
+/// (prefixed with `who`) and ends the build script with a failure.
+pub fn locate_or_exit(who: &str) -> SlurmHeaders {
+    match locate() {
+        Ok(h) => {
+            emit_rerun_hints(Some(&h));
+            h
+        }
+        Err(e) => {
+            emit_rerun_hints(None);
+            eprintln!("error: {who}{e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Tells cargo to rerun a build script when discovery inputs change.
 pub fn emit_rerun_hints(headers: Option<&SlurmHeaders>) {
     println!("cargo:rerun-if-env-changed={INCLUDE_DIR_VAR}");

@@ -1086,11 +1086,11 @@ pub fn stop_dir(dir: &Path) -> Result<()> {
     // Reverse start order: slurmd, slurmctld, slurmdbd, mariadb, munged.
     for d in daemons.iter().rev() {
         if procs::alive(d.pid) && procs::belongs_to(d.pid, dir) {
-            procs::terminate(d.pid, Duration::from_secs(15));
+            procs::terminate(d.pid, Duration::from_secs(15), procs::alive);
         }
     }
     for pid in procs::holders_of(dir) {
-        procs::terminate(pid, Duration::from_secs(5));
+        procs::terminate(pid, Duration::from_secs(5), procs::running);
     }
     let leftover: Vec<u32> = procs::holders_of(dir);
     let _ = fs::remove_file(&pids_path);

@@ -1,21 +1,40 @@
 //! Process bookkeeping for teardown: is a pid alive, is it ours, who holds files in a dir.
 
+use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::{io, Result};
 
-/// True while `pid` runs (a zombie counts as gone; our own zombies are reaped here).
+/// Daemon pids this process has reaped: never waited for again (the number may already
+/// belong to another process).
+static REAPED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// True while the daemon `pid` (one this cluster started) runs; reaps it once it exited,
+/// so it does not linger as a zombie. Only for daemon pids: waiting on any other pid
+/// could steal the exit status of a command another thread is running.
 pub fn alive(pid: u32) -> bool {
-    let Ok(p) = libc::pid_t::try_from(pid) else {
+    let mut reaped = REAPED.lock().unwrap_or_else(|e| e.into_inner());
+    if reaped.contains(&pid) {
         return false;
-    };
-    let mut status = 0;
-    // SAFETY: reaps `pid` if it is our exited child; ECHILD otherwise, which is fine.
-    unsafe { libc::waitpid(p, &mut status, libc::WNOHANG) };
+    }
+    if let Ok(p) = libc::pid_t::try_from(pid) {
+        let mut status = 0;
+        // SAFETY: reaps `pid` if it is our exited child; ECHILD otherwise, which is fine.
+        if unsafe { libc::waitpid(p, &mut status, libc::WNOHANG) } == p {
+            reaped.insert(pid);
+            return false;
+        }
+    }
+    running(pid)
+}
+
+/// True while `pid` exists and is not a zombie. Never waits on it.
+pub fn running(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state is the first field after the parenthesised command name.
         Ok(stat) => stat
@@ -44,17 +63,18 @@ fn signal(pid: u32, sig: libc::c_int) {
     }
 }
 
-/// SIGTERM, wait up to `grace`, then SIGKILL.
-pub fn terminate(pid: u32, grace: Duration) {
+/// SIGTERM, wait up to `grace`, then SIGKILL; `is_alive` is [`alive`] for the cluster's
+/// daemons (reaped) and [`running`] for other processes (never waited on).
+pub fn terminate(pid: u32, grace: Duration, is_alive: fn(u32) -> bool) {
     signal(pid, libc::SIGTERM);
     let deadline = Instant::now() + grace;
-    while alive(pid) && Instant::now() < deadline {
+    while is_alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    if alive(pid) {
+    if is_alive(pid) {
         signal(pid, libc::SIGKILL);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while alive(pid) && Instant::now() < deadline {
+        while is_alive(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -75,7 +95,7 @@ pub fn holders_of(dir: &Path) -> Vec<u32> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if pid == me || !alive(pid) {
+        if pid == me || !running(pid) {
             continue;
         }
         let cwd_inside = fs::read_link(format!("/proc/{pid}/cwd"))
