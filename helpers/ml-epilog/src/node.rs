@@ -28,6 +28,34 @@ pub struct Processes {
     pub uids: HashSet<u32>,
 }
 
+/// From the text of `/proc/<pid>/status`: whether the process is live (not a zombie) and
+/// its uids (real, effective, saved, filesystem).
+fn parse_status(status: &str) -> (bool, Vec<u32>) {
+    let mut live = true;
+    let mut uids = Vec::new();
+    for line in status.lines() {
+        if let Some(state) = line.strip_prefix("State:") {
+            let state = state.trim_start();
+            live = !(state.starts_with('Z') || state.starts_with('X'));
+        } else if let Some(u) = line.strip_prefix("Uid:") {
+            uids = u
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+        }
+    }
+    (live, uids)
+}
+
+/// Whether `pid` is a live process now (gone and zombies are not), by the same reading of
+/// `/proc/<pid>/status` as [`scan_processes`].
+pub fn pid_running(pid: i32) -> bool {
+    pid > 0
+        && fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| parse_status(&s).0)
+            .unwrap_or(false)
+}
+
 /// Reads `/proc/<pid>/status` of every process (zombies do not count as live). A process
 /// counts for every uid it has (real, effective, saved, filesystem).
 pub fn scan_processes(proc_root: &Path) -> std::io::Result<Processes> {
@@ -45,19 +73,8 @@ pub fn scan_processes(proc_root: &Path) -> std::io::Result<Processes> {
         let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
             continue;
         };
-        let mut zombie = false;
-        let mut uids: Vec<u32> = Vec::new();
-        for line in status.lines() {
-            if let Some(state) = line.strip_prefix("State:") {
-                zombie = state.trim_start().starts_with('Z') || state.trim_start().starts_with('X');
-            } else if let Some(u) = line.strip_prefix("Uid:") {
-                uids = u
-                    .split_whitespace()
-                    .filter_map(|x| x.parse().ok())
-                    .collect();
-            }
-        }
-        if !zombie {
+        let (live, uids) = parse_status(&status);
+        if live {
             p.pids.insert(pid);
             p.uids.extend(uids);
         }
@@ -290,3 +307,7 @@ pub fn syslog(priority: libc::c_int, line: &str) {
         libc::closelog();
     }
 }
+
+#[cfg(test)]
+#[path = "tests/node.rs"]
+mod tests;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::node::{self, Ipc, Outcome, ShmDir};
 use crate::plan::{self, Gathered, Mode, Plan};
-use crate::sysvipc;
+use crate::sysvipc::{self, ShmSeg};
 
 /// Who the run is for (from the epilog environment or flags).
 #[derive(Debug, Clone, Default)]
@@ -105,25 +105,23 @@ pub fn decide(job: &Job, cfg: &Config) -> Result<Decision, String> {
     })
 }
 
-fn tally(
-    outcome: Outcome,
-    counter: &mut usize,
-    changed: &mut usize,
-    errors: &mut Vec<String>,
-) -> bool {
-    match outcome {
-        Outcome::Removed => {
-            *counter += 1;
-            true
-        }
-        Outcome::Vanished => false,
-        Outcome::Changed(_) => {
-            *changed += 1;
-            false
-        }
-        Outcome::Failed(e) => {
-            errors.push(e);
-            false
+impl Report {
+    /// Counts one removal outcome in `counter`; true when the object was removed.
+    fn tally(&mut self, outcome: Outcome, counter: fn(&mut Report) -> &mut usize) -> bool {
+        match outcome {
+            Outcome::Removed => {
+                *counter(self) += 1;
+                true
+            }
+            Outcome::Vanished => false,
+            Outcome::Changed(_) => {
+                self.changed += 1;
+                false
+            }
+            Outcome::Failed(e) => {
+                self.errors.push(e);
+                false
+            }
         }
     }
 }
@@ -132,54 +130,40 @@ fn tally(
 pub fn apply(plan: &Plan, decision: &Decision, uid: u32) -> Report {
     let mut r = Report::default();
     let dead_only = plan.mode == Mode::DeadOnly;
-    // In dead-only mode a segment must still be dead on fresh data; pids are looked up
-    // again, since a new process may have attached since the scan.
-    let still_dead = |nattch: u64, cpid: i32, lpid: i32| {
-        let alive = |pid: i32| pid > 0 && Path::new(&format!("/proc/{pid}")).exists();
-        nattch == 0 && !alive(cpid) && !alive(lpid)
-    };
+    // In dead-only mode a segment must still be dead on fresh IPC_STAT data, by the same
+    // rule the plan used (pids looked up again: one may have attached since the scan).
     // With the user gone, an attachment now means a process we did not see (another pid
     // namespace, a job that started since the scan): keep that segment too.
-    let unattached = |nattch: u64, _cpid: i32, _lpid: i32| nattch == 0;
     for seg in &plan.shm {
-        let check: Option<&dyn Fn(u64, i32, i32) -> bool> = if dead_only {
-            Some(&still_dead)
-        } else {
-            Some(&unattached)
+        let still_ok = |nattch: u64, cpid: i32, lpid: i32| {
+            if dead_only {
+                let now = ShmSeg {
+                    nattch,
+                    cpid,
+                    lpid,
+                    ..seg.clone()
+                };
+                plan::shm_is_dead(&now, &node::pid_running)
+            } else {
+                nattch == 0
+            }
         };
-        if tally(
-            node::remove_ipc(Ipc::Shm, seg.id, uid, check),
-            &mut r.shm,
-            &mut r.changed,
-            &mut r.errors,
+        if r.tally(
+            node::remove_ipc(Ipc::Shm, seg.id, uid, Some(&still_ok)),
+            |r| &mut r.shm,
         ) {
             r.shm_bytes += seg.size;
         }
     }
     for s in &plan.sem {
-        tally(
-            node::remove_ipc(Ipc::Sem, s.id, uid, None),
-            &mut r.sem,
-            &mut r.changed,
-            &mut r.errors,
-        );
+        r.tally(node::remove_ipc(Ipc::Sem, s.id, uid, None), |r| &mut r.sem);
     }
     for m in &plan.msg {
-        tally(
-            node::remove_ipc(Ipc::Msg, m.id, uid, None),
-            &mut r.msg,
-            &mut r.changed,
-            &mut r.errors,
-        );
+        r.tally(node::remove_ipc(Ipc::Msg, m.id, uid, None), |r| &mut r.msg);
     }
     if let Some(dir) = &decision.shm_dir {
         for f in &plan.files {
-            if tally(
-                dir.remove(&f.name, uid),
-                &mut r.files,
-                &mut r.changed,
-                &mut r.errors,
-            ) {
+            if r.tally(dir.remove(&f.name, uid), |r| &mut r.files) {
                 r.file_bytes += f.size;
             }
         }
