@@ -9,12 +9,14 @@
 //! - [`job_submit::JobDesc`]: a view of `job_desc_msg_t` whose string setters allocate
 //!   with Slurm's allocator ([`xstr`]);
 //! - [`hostlist::HostList`]: Slurm's own hostlist expansion;
+//! - [`node_conf::node_address`]: a node's `NodeAddr` from the daemon's slurm.conf;
 //! - [`log`]: a `tracing` subscriber that writes through Slurm's log calls.
 
 pub mod guard;
 pub mod hostlist;
 pub mod job_submit;
 pub mod log;
+pub mod node_conf;
 pub mod rc;
 pub mod spank;
 pub mod xstr;

@@ -464,9 +464,12 @@ pub unsafe fn run_hook<P: SpankPlugin>(
         let mut state = lock(state);
         match state.as_mut() {
             Some(plugin) => report(hook(plugin, &spank)),
-            None => report(Err(SpankError::new(format!(
-                "{name}: the plugin did not initialise"
-            )))),
+            // init failed and said why. With `required` Slurm stopped there; with
+            // `optional` the job goes on without the plugin: stay quiet.
+            None => {
+                tracing::debug!("{name}: skipped, the plugin did not initialise");
+                crate::rc::ERROR
+            }
         }
     })
 }
@@ -488,9 +491,12 @@ pub unsafe fn run_option<P: SpankPlugin>(
         let mut state = lock(state);
         match state.as_mut() {
             Some(plugin) => report(plugin.option(val, arg.as_deref(), remote != 0)),
-            None => report(Err(SpankError::new(
-                "option given before the plugin initialised",
-            ))),
+            // Options are registered inside init, so this is an `optional` plugin whose
+            // init failed: the option is ignored rather than failing the command.
+            None => {
+                tracing::debug!("option ignored, the plugin did not initialise");
+                crate::rc::SUCCESS
+            }
         }
     })
 }

@@ -1,0 +1,133 @@
+//! What fabric a node has (sysfs only: no network calls, no subprocesses) and which of a
+//! profile's library directories exist on it. Runs once per step and node.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Fabric, Profile};
+
+/// The RDMA devices found under `<sysfs>/class/infiniband`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detected {
+    pub fabric: Fabric,
+    /// `(device, driver)` pairs, sorted by device.
+    pub devices: Vec<(String, String)>,
+}
+
+/// EFA devices are InfiniBand-class devices bound to the `efa` driver; any other device
+/// there is an InfiniBand/RoCE HCA. EFA wins on a node that has both.
+pub fn detect(sysfs: &Path) -> Detected {
+    let mut devices = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(sysfs.join("class/infiniband")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let driver = std::fs::read_link(e.path().join("device/driver"))
+                .ok()
+                .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_default();
+            devices.push((name, driver));
+        }
+    }
+    devices.sort();
+    let fabric = if devices.iter().any(|(_, d)| d == "efa") {
+        Fabric::Efa
+    } else if devices.is_empty() {
+        Fabric::None
+    } else {
+        Fabric::Infiniband
+    };
+    Detected { fabric, devices }
+}
+
+/// A profile's library directories as found on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Libraries {
+    /// The directories that exist, in the profile's order.
+    pub dirs: Vec<PathBuf>,
+    /// The first NCCL net plugin found in them (`libnccl-net*.so`).
+    pub nccl_net_plugin: Option<PathBuf>,
+}
+
+/// Directories of `profile.ld_library_path` that hold a shared library.
+/// `lib_root` prefixes every directory (a fixture tree in tests; `/` on nodes).
+pub fn find_libraries(profile: &Profile, lib_root: &Path) -> Libraries {
+    let mut out = Libraries::default();
+    for dir in &profile.ld_library_path {
+        let rel = dir.strip_prefix("/").unwrap_or(dir);
+        let full = lib_root.join(rel);
+        // A directory counts only with a library in it: /opt/amazon/ofi-nccl/lib exists
+        // on installs that keep the libraries in its arch subdirectory.
+        if out.dirs.contains(&full) || !has_shared_library(&full) {
+            continue;
+        }
+        if out.nccl_net_plugin.is_none() {
+            out.nccl_net_plugin = nccl_net_plugin_in(&full);
+        }
+        out.dirs.push(full);
+    }
+    out
+}
+
+fn has_shared_library(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(".so"))
+    })
+}
+
+/// aws-ofi-nccl installs `libnccl-net.so` (and from 1.9 also `libnccl-net-ofi.so`).
+fn nccl_net_plugin_in(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with("libnccl-net") && n.contains(".so")
+        })
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// The warning the user sees once per step when an EFA device is present but NCCL would
+/// not find the aws-ofi-nccl plugin.
+pub fn missing_plugin_warning(profile_name: &str, profile: &Profile, lib_root: &Path) -> String {
+    let dirs: Vec<String> = profile
+        .ld_library_path
+        .iter()
+        .map(|d| {
+            lib_root
+                .join(d.strip_prefix("/").unwrap_or(d))
+                .display()
+                .to_string()
+        })
+        .collect();
+    format!(
+        "mlenv: warning: this node has an EFA device but no aws-ofi-nccl library (libnccl-net*.so) in {} (profile '{profile_name}'): NCCL will fall back to TCP sockets; install aws-ofi-nccl or tell your admin",
+        dirs.join(", ")
+    )
+}
+
+/// `dirs` in front of `current`, without repeating a directory already there.
+pub fn prepend_paths(dirs: &[PathBuf], current: Option<&str>) -> Option<String> {
+    let existing: Vec<&str> = current
+        .map(|c| c.split(':').filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let new: Vec<String> = dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .filter(|d| !existing.contains(&d.as_str()))
+        .collect();
+    if new.is_empty() {
+        return None;
+    }
+    let mut all = new;
+    all.extend(existing.iter().map(|s| s.to_string()));
+    Some(all.join(":"))
+}
+
+#[cfg(test)]
+#[path = "tests/fabric.rs"]
+mod tests;
