@@ -9,6 +9,7 @@ pkgs=(
   libclang-dev                                       # bindgen reads the Slurm headers with it
   gcc libc6-dev binutils pkg-config ca-certificates  # linking (cc), nm/readelf in tests, crates.io
   passwd                                             # useradd: tests create real users
+  python3 python3-venv                               # the PyTorch end-to-end test (scripts/torch-venv.sh)
 )
 if [ "${1:-}" = "--accounting" ]; then
   pkgs+=(slurmdbd mariadb-server mariadb-client)

@@ -54,6 +54,15 @@ if [ ! -e "$root/.debootstrap-done" ]; then
 fi
 
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+# HTTPS from the root trusts what the host trusts (pip fetches PyTorch for the mlenv test;
+# a site proxy's CA is in the host's bundle, not in Debian's).
+mkdir -p "$root/etc/ssl"
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/host-ca-certificates.crt" 2>/dev/null || true
+pip_env=()
+[ -s "$root/etc/ssl/host-ca-certificates.crt" ] && pip_env+=(PIP_CERT=/etc/ssl/host-ca-certificates.crt)
+for v in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST PIP_DEFAULT_TIMEOUT; do
+  [ -n "${!v:-}" ] && pip_env+=("$v=${!v}")
+done
 mkdir -p "$root/project" "$root/opt/rustup" "$root/opt/cargo"
 mount -t proc proc "$root/proc"
 for d in sys dev; do
@@ -68,7 +77,7 @@ in_root() {
   chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 CI="${CI:-}" \
     PATH=/opt/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     RUSTUP_HOME=/opt/rustup CARGO_HOME=/opt/cargo CARGO_TARGET_DIR="/project/target/slurm-$release" \
-    "$@"
+    "${pip_env[@]}" "$@"
 }
 if [ "${#custom[@]}" -gt 0 ]; then
   in_root bash -c 'cd /project && exec "$@"' bash "${custom[@]}"

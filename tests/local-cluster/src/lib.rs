@@ -776,10 +776,12 @@ impl Cluster {
         let mut c = Command::new(program);
         c.env("SLURM_CONF", self.conf_path())
             .current_dir(self.work_dir());
-        // A test run from inside a Slurm job must not aim at that job's cluster.
+        // A test run from inside a Slurm job must not aim at that job's cluster, and
         for (k, _) in std::env::vars_os() {
             if let Some(k) = k.to_str() {
-                if k.starts_with("SLURM_") && k != "SLURM_CONF" {
+                // cargo's library path (set for test binaries) is not the user's and
+                // would leak into every job's environment.
+                if (k.starts_with("SLURM_") && k != "SLURM_CONF") || k == "LD_LIBRARY_PATH" {
                     c.env_remove(k);
                 }
             }
