@@ -21,7 +21,8 @@ cargo build --workspace
 epilog_conf=$(mktemp)
 echo "log_file = @CLUSTER_DIR@/log/ml-epilog.log" > "$epilog_conf"
 target/debug/local-cluster start --dir "$DIR" "${accounting[@]}" \
-  --spank libspank_selftest.so --job-submit libjob_submit_selftest.so \
+  --spank libspank_selftest.so --spank libspank_mlenv.so:addr=nodeaddr \
+  --job-submit libjob_submit_selftest.so \
   --epilog "$PWD/target/debug/ml-epilog" --file "ml-epilog.conf=$epilog_conf" >/dev/null
 rm -f "$epilog_conf"
 install -D -m 0755 target/debug/ipc-fixture "$DIR/bin/ipc-fixture"
@@ -45,6 +46,15 @@ show "srun -N2 --gpus-per-node=2 bash -c 'echo \$SLURMD_NODENAME CUDA_VISIBLE_DE
 echo
 echo "== A SPANK plugin (built on this project's safe layer) sets a variable in every task"
 show "srun -N3 bash -c 'echo \$SLURMD_NODENAME SLURM_ML_SELFTEST=\$SLURM_ML_SELFTEST' | sort"
+echo
+echo "== mlenv: every task gets its rank and one rendezvous (NodeAddr: these node names do not resolve)"
+show "srun -N3 -n6 bash -c 'echo \$SLURMD_NODENAME RANK=\$RANK LOCAL_RANK=\$LOCAL_RANK WORLD_SIZE=\$WORLD_SIZE MASTER_ADDR=\$MASTER_ADDR MASTER_PORT=\$MASTER_PORT' | sort -t= -k2 -n"
+echo
+echo "== ... and torchrun, one per node, reads its flags from PET_* (no arguments needed)"
+show "srun -N2 --ntasks-per-node=1 --gpus-per-node=4 bash -c 'env | grep ^PET_ | sort | tr \"\\n\" \" \"; echo' | sort"
+echo
+echo "== A bad option value stops srun before anything is allocated"
+show "srun --mlenv=bogus true || true"
 echo
 echo "== A job_submit plugin inside slurmctld refuses a job, with a message for the user"
 show "sbatch -J selftest-reject --wrap true"

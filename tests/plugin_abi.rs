@@ -71,6 +71,26 @@ fn spank_plugin_exports_only_its_hooks() {
     );
 }
 
+/// mlenv: no job_prolog/epilog (slurmd would fork for every job), no task_exit, no
+/// init/fini; and slurm_conf_get_address is looked up at run time, never linked.
+#[test]
+fn mlenv_exports_only_its_hooks() {
+    assert_eq!(
+        dynamic_symbols("libspank_mlenv.so", true),
+        set(&[
+            "plugin_name",
+            "plugin_type",
+            "plugin_version",
+            "slurm_spank_init",
+            "slurm_spank_init_post_opt",
+            "slurm_spank_task_init",
+            "slurm_spank_user_init",
+            "spank_plugin_version",
+        ])
+    );
+    assert!(!dynamic_symbols("libspank_mlenv.so", false).contains("slurm_conf_get_address"));
+}
+
 #[test]
 fn job_submit_plugin_exports_the_job_submit_interface() {
     assert_eq!(
@@ -89,7 +109,11 @@ fn job_submit_plugin_exports_the_job_submit_interface() {
 
 #[test]
 fn plugins_do_not_link_libslurm() {
-    for lib in ["libspank_selftest.so", "libjob_submit_selftest.so"] {
+    for lib in [
+        "libspank_selftest.so",
+        "libjob_submit_selftest.so",
+        "libspank_mlenv.so",
+    ] {
         let needed = needed(lib);
         assert!(
             !needed.is_empty(),

@@ -191,3 +191,24 @@ fn profiles_files_must_be_root_owned_and_not_writable_by_others() {
         .0;
     assert!(e.contains("No such file"), "{e}");
 }
+
+/// Every spank_mlenv.so line of conf-examples/plugstack.conf (commented or not) parses.
+#[test]
+fn the_plugstack_examples_parse() {
+    let text = include_str!("../../../../conf-examples/plugstack.conf");
+    let mut n = 0;
+    for line in text.lines() {
+        let line = line.trim_start_matches('#').trim();
+        let mut words = line.split_whitespace();
+        if !matches!(words.next(), Some("required" | "optional")) {
+            continue;
+        }
+        if !words.next().is_some_and(|p| p.ends_with("/spank_mlenv.so")) {
+            continue;
+        }
+        let args: Vec<String> = words.map(str::to_string).collect();
+        Config::from_args(&args).unwrap_or_else(|e| panic!("{line}: {e}"));
+        n += 1;
+    }
+    assert!(n >= 3, "only {n} example lines");
+}
