@@ -42,7 +42,7 @@ for c in mlenv taskprolog; do
   got=$(SLURM_CONF=$work/$c/slurm.conf srun -N3 -n6 printenv MASTER_ADDR | sort -u)
   [ "$got" = n1 ] || { echo "error: $c: MASTER_ADDR is '$got', not n1" >&2; exit 1; }
 done
-[ -z "$(SLURM_CONF=$work/none/slurm.conf srun -n1 printenv MASTER_ADDR || true)" ]
+[ -z "$(SLURM_CONF=$work/none/slurm.conf srun -n1 printenv MASTER_ADDR 2>/dev/null || true)" ]
 
 for c in "${configs[@]}"; do : > "$work/$c.ms"; done
 for ((i = 0; i < RUNS; i++)); do
