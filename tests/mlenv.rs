@@ -118,25 +118,20 @@ fn job_of(text: &str) -> u32 {
         .unwrap_or_else(|| panic!("no job= line in {text}"))
 }
 
+/// Runs `srun ARGS bash -c SHOW` and returns the job id and what each task saw.
+fn srun_show(c: &Cluster, args: &[&str]) -> (u32, BTreeMap<u32, BTreeMap<String, String>>) {
+    let script = format!("[ $SLURM_PROCID = 0 ] && echo job=$SLURM_JOB_ID; {SHOW}");
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["bash", "-c", &script]);
+    let text = stdout(&ok(c.run("srun", &full).unwrap()));
+    (job_of(&text), tasks(&text))
+}
+
 #[test]
 fn every_task_sees_its_ranks_and_one_rendezvous() {
     let fx = Fixture::new(false, false);
     let c = mlenv_cluster(fx.args(), true);
-    let out = ok(c
-        .run(
-            "srun",
-            [
-                "-N3",
-                "-n6",
-                "bash",
-                "-c",
-                &format!("[ $SLURM_PROCID = 0 ] && echo job=$SLURM_JOB_ID; {SHOW}"),
-            ],
-        )
-        .unwrap());
-    let text = stdout(&out);
-    let job = job_of(&text);
-    let got = tasks(&text);
+    let (job, got) = srun_show(&c, &["-N3", "-n6"]);
     // Block distribution: tasks 0-3 on n1, 4 on n2, 5 on n3.
     let placement = [
         (0, 0, 4, 0),
@@ -146,7 +141,7 @@ fn every_task_sees_its_ranks_and_one_rendezvous() {
         (4, 0, 1, 1),
         (5, 0, 1, 2),
     ];
-    assert_eq!(got.len(), 6, "{text}");
+    assert_eq!(got.len(), 6, "{got:?}");
     for (rank, local, local_world, node) in placement {
         let mut want = vars(&[
             ("MASTER_ADDR", "n1".into()),
@@ -171,22 +166,7 @@ fn every_task_sees_its_ranks_and_one_rendezvous() {
     }
 
     // One launcher per node with GPUs: torchrun gets the node count, rank and GPU count.
-    let out = ok(c
-        .run(
-            "srun",
-            [
-                "-N3",
-                "--ntasks-per-node=1",
-                "--gpus-per-node=2",
-                "bash",
-                "-c",
-                &format!("[ $SLURM_PROCID = 0 ] && echo job=$SLURM_JOB_ID; {SHOW}"),
-            ],
-        )
-        .unwrap());
-    let text = stdout(&out);
-    let job = job_of(&text);
-    let got = tasks(&text);
+    let (job, got) = srun_show(&c, &["-N3", "--ntasks-per-node=1", "--gpus-per-node=2"]);
     for node in 0..3u32 {
         let want = vars(&[
             ("MASTER_ADDR", "n1".into()),
@@ -215,18 +195,16 @@ fn batch_step_and_its_steps_agree_concurrent_steps_differ_and_user_exports_win()
     let script = c.work_dir().join("mlenv-batch.sh");
     std::fs::write(
         &script,
-        format!(
-            r#"#!/bin/bash
+        r#"#!/bin/bash
 echo job=$SLURM_JOB_ID
-echo "batch MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT RANK=${{RANK-unset}}"
+echo "batch MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT RANK=${RANK-unset}"
 # Two steps at once: each must get its own port.
 srun --overlap -N2 -n2 bash -c 'echo "step=$SLURM_STEP_ID rank=$RANK MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT"' &
 srun --overlap -N2 -n2 bash -c 'echo "step=$SLURM_STEP_ID rank=$RANK MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT"' &
 wait
 export MASTER_PORT=4444
 srun -N1 bash -c 'echo "exported MASTER_PORT=$MASTER_PORT"'
-"#
-        ),
+"#,
     )
     .unwrap();
     let out_file = c.work_dir().join("mlenv-batch.out");
