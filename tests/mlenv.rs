@@ -72,6 +72,10 @@ impl Fixture {
 }
 
 fn mlenv_cluster(args: Vec<String>, required: bool) -> Cluster {
+    mlenv_cluster_with(args, required, vec![])
+}
+
+fn mlenv_cluster_with(args: Vec<String>, required: bool, extra_slurm_conf: Vec<String>) -> Cluster {
     let artifact = cargo_artifact("libspank_mlenv.so").unwrap_or_else(|e| panic!("{e}"));
     start(Options {
         spank_plugins: vec![SpankPlugin {
@@ -79,6 +83,7 @@ fn mlenv_cluster(args: Vec<String>, required: bool) -> Cluster {
             args,
             required,
         }],
+        extra_slurm_conf,
         ..Options::default()
     })
 }
@@ -184,6 +189,50 @@ fn every_task_sees_its_ranks_and_one_rendezvous() {
             ("PET_RDZV_ID", format!("{job}.0")),
         ]);
         assert_eq!(got[&node], want, "node {node}");
+    }
+}
+
+/// A step over both components of a heterogeneous job is one world: global ranks, one
+/// rendezvous on the first component's first node, the same port everywhere.
+#[test]
+fn heterogeneous_steps_are_one_world() {
+    let fx = Fixture::new(false, false);
+    // Het jobs are started by the backfill scheduler only (not at submission): run it
+    // every second instead of every 30.
+    let c = mlenv_cluster_with(
+        fx.args(),
+        true,
+        vec!["SchedulerParameters=bf_interval=1".into()],
+    );
+    let script = format!("[ $SLURM_PROCID = 0 ] && echo job=$SLURM_JOB_ID; {SHOW}");
+    let out = ok(c
+        .run(
+            "salloc",
+            [
+                "-w",
+                "n3",
+                "-n1",
+                ":",
+                "-w",
+                "n[1-2]",
+                "-n4",
+                "srun",
+                "--het-group=0,1",
+                "bash",
+                "-c",
+                &script,
+            ],
+        )
+        .unwrap());
+    let text = stdout(&out);
+    let job = job_of(&text);
+    let got = tasks(&text);
+    assert_eq!(got.len(), 5, "{text}");
+    for (rank, v) in &got {
+        assert_eq!(v["RANK"], rank.to_string(), "{v:?}");
+        assert_eq!(v["WORLD_SIZE"], "5", "{v:?}");
+        assert_eq!(v["MASTER_ADDR"], "n3", "{v:?}");
+        assert_eq!(v["MASTER_PORT"], port(job, 1), "{v:?}");
     }
 }
 

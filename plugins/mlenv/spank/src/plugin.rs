@@ -116,7 +116,12 @@ impl SpankPlugin for MlEnv {
             .fill_from_env(getenv)
             .map_err(|e| SpankError::new(e.0))?;
         let mode = choices.mode.unwrap_or(a.config.default_mode);
-        let job_id = spank.job_id()?;
+        // In a heterogeneous job each component has its own job id; SLURM_JOB_ID is the
+        // leader's in every component, so all of them derive the same port.
+        let job_id = match getenv("SLURM_JOB_ID").and_then(|j| j.trim().parse().ok()) {
+            Some(j) => j,
+            None => spank.job_id()?,
+        };
         let mut node = NodeState {
             step,
             job_id,
