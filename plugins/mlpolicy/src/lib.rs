@@ -1,0 +1,11 @@
+//! The policy engine of the `mlpolicy` job_submit plugin, with no FFI:
+//!
+//! - [`gres`]: the one parser of GPU requests in `tres_per_*` strings, every release's form;
+//! - [`config`]: the site policy (`mlpolicy.json`), checked when loaded;
+//! - [`engine`]: the rules, a [`engine::Job`] in, a [`engine::Verdict`] out.
+//!
+//! The job_submit adapter and `mlpolicy validate` build on it (next steps of issue 4).
+
+pub mod config;
+pub mod engine;
+pub mod gres;
