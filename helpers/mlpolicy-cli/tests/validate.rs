@@ -1,0 +1,58 @@
+//! `mlpolicy validate` on the shipped example and on broken files: what the admin sees.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mlpolicy"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_example_is_valid() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../conf-examples/mlpolicy.json"
+    );
+    let (code, out, err) = run(&["validate", example]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.ends_with(": ok: 3 partition rule set(s): cpu (cpu), gpu (gpu), interactive (gpu); default partitions: gpu gpu, cpu cpu; 1 admin uid(s), 1 admin account(s)\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_broken_policy_is_refused_with_the_key_and_line() {
+    let dir = std::env::temp_dir().join(format!("mlpolicy-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mlpolicy.json");
+    std::fs::write(
+        &file,
+        "{\n  \"partitions\": {\n    \"gpu\": {\"max_time\": \"tomorrow\"}\n  }\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(
+        err,
+        format!("mlpolicy: {}: partitions.gpu.max_time: \"tomorrow\" is not a time limit (MM, HH:MM:SS or D-HH:MM:SS)\n", file.display())
+    );
+    std::fs::write(&file, "{\"partitions\": {\"gpu\": {\"kind\": \"gpu\",}}}").unwrap();
+    let (code, _, err) = run(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!("mlpolicy: {}: line 1, column", file.display())),
+        "{err}"
+    );
+    let (code, _, err) = run(&["validate"]);
+    assert_eq!((code, err.as_str()), (2, "usage: mlpolicy validate FILE\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
