@@ -22,6 +22,9 @@ pub struct Job {
     pub time_limit: Option<u32>,
     /// `--exclusive`.
     pub exclusive: bool,
+    /// An update (`scontrol update job`, job_modify): only the fields it changes are set,
+    /// the others are unknown rather than absent, so rules that need them are skipped.
+    pub update: bool,
 }
 
 /// Slurm's return code family for a refusal; the adapter maps it to `ESLURM_*`.
@@ -96,6 +99,8 @@ pub fn evaluate(policy: &Policy, job: &Job) -> Verdict {
             list.split(',').map(str::to_string).collect::<Vec<_>>(),
             None,
         ),
+        // An update that leaves the partition alone: the job's partition is not known here.
+        None if job.update => (vec![], None),
         None => {
             let default = if job.gpus.asked() {
                 &policy.default_gpu_partition
@@ -148,7 +153,7 @@ fn gpus_total(job: &Job) -> Option<u64> {
 fn check_partition(policy: &Policy, name: &str, r: &PartitionRules, job: &Job) -> Option<Verdict> {
     let asked = job.gpus.asked();
     match r.kind {
-        Some(Kind::Gpu) if !asked => {
+        Some(Kind::Gpu) if !asked && !job.update => {
             let other = policy
                 .default_cpu_partition
                 .as_ref()
@@ -226,7 +231,7 @@ fn check_partition(policy: &Policy, name: &str, r: &PartitionRules, job: &Job) -
             }
         }
     }
-    if r.require_time && job.time_limit.is_none() {
+    if r.require_time && job.time_limit.is_none() && !job.update {
         return Some(refuse(
             policy,
             Code::InvalidTimeLimit,

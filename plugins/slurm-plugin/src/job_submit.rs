@@ -129,6 +129,8 @@ optional_numbers! {
 pub struct Rejection {
     pub code: c_int,
     pub message: String,
+    /// The rule that refused, for slurmctld's log line.
+    pub rule: Option<&'static str>,
 }
 
 impl Rejection {
@@ -136,7 +138,13 @@ impl Rejection {
         Rejection {
             code,
             message: message.into(),
+            rule: None,
         }
+    }
+
+    pub fn with_rule(mut self, rule: &'static str) -> Self {
+        self.rule = Some(rule);
+        self
     }
 }
 
@@ -254,10 +262,14 @@ pub unsafe fn run_call<P: JobSubmitPlugin>(
         Ok(Err(rejection)) => rejection,
         Err(_panicked) => Rejection::new(crate::rc::ERROR, internal_error_message(prefix)),
     };
+    let rule = rejection
+        .rule
+        .map(|r| format!(" by rule {r}"))
+        .unwrap_or_default();
     log::write(
         SlurmLevel::Info,
         &format!(
-            "{prefix}: {entry} refused for uid {submit_uid}: {}",
+            "{prefix}: {entry} refused for uid {submit_uid}{rule}: {}",
             rejection.message
         ),
     );

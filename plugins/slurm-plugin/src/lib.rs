@@ -9,14 +9,14 @@
 //! - [`job_submit::JobDesc`]: a view of `job_desc_msg_t` whose string setters allocate
 //!   with Slurm's allocator ([`xstr`]);
 //! - [`hostlist::HostList`]: Slurm's own hostlist expansion;
-//! - [`node_conf::node_address`]: a node's `NodeAddr` from the daemon's slurm.conf;
+//! - [`conf`]: the daemon's slurm.conf (path, last read, a node's `NodeAddr`);
 //! - [`log`]: a `tracing` subscriber that writes through Slurm's log calls.
 
+pub mod conf;
 pub mod guard;
 pub mod hostlist;
 pub mod job_submit;
 pub mod log;
-pub mod node_conf;
 pub mod rc;
 pub mod spank;
 pub mod xstr;

@@ -15,6 +15,7 @@ pub const ESLURM_INVALID_WCKEY: c_int = sys::ESLURM_INVALID_WCKEY as c_int;
 pub const ESLURM_INVALID_QOS: c_int = sys::ESLURM_INVALID_QOS as c_int;
 pub const ESLURM_INVALID_GRES: c_int = sys::ESLURM_INVALID_GRES as c_int;
 pub const ESLURM_INVALID_TRES: c_int = sys::ESLURM_INVALID_TRES as c_int;
+pub const ESLURM_INVALID_CPU_COUNT: c_int = sys::ESLURM_INVALID_CPU_COUNT as c_int;
 
 #[cfg(test)]
 #[path = "tests/rc.rs"]

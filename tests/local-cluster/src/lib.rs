@@ -754,8 +754,12 @@ impl Cluster {
         let ok = self.wait_until(timeout, || {
             if let Ok(o) = self.run("sinfo", ["-h", "-N", "-o", "%N %T"]) {
                 last = String::from_utf8_lossy(&o.stdout).into_owned();
-                let idle = last.lines().filter(|l| l.ends_with(" idle")).count();
-                return idle == n;
+                // A node in several partitions has a line for each.
+                let idle: std::collections::BTreeSet<&str> = last
+                    .lines()
+                    .filter_map(|l| l.strip_suffix(" idle"))
+                    .collect();
+                return idle.len() == n;
             }
             false
         });
@@ -901,16 +905,19 @@ impl Cluster {
         }
     }
 
-    /// `sinfo -N` as (node, state) pairs.
+    /// `sinfo -N` as (node, state) pairs, one per node (sinfo repeats a node for each of
+    /// its partitions).
     pub fn node_states(&self) -> Result<Vec<(String, String)>> {
         let out = self.run("sinfo", ["-h", "-N", "-o", "%N %T"])?;
-        Ok(String::from_utf8_lossy(&out.stdout)
+        let mut states: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| {
                 l.split_once(' ')
                     .map(|(n, s)| (n.to_string(), s.to_string()))
             })
-            .collect())
+            .collect();
+        states.dedup();
+        Ok(states)
     }
 
     /// Whether every daemon this cluster started is still running.

@@ -5,8 +5,8 @@ use mlenv::config::{AddrMode, Config};
 use mlenv::env::{self, FabricPlan, Rendezvous, Step, StepShape, TaskIds};
 use mlenv::fabric;
 use mlenv::options::{self, Choices, Mode, Via};
+use slurm_plugin::conf;
 use slurm_plugin::hostlist::HostList;
-use slurm_plugin::node_conf;
 use slurm_plugin::spank::{Context, HasArg, Spank, SpankError, SpankOpt, SpankPlugin, SpankResult};
 
 pub struct MlEnv {
@@ -301,7 +301,7 @@ impl Active {
 
 /// `NodeAddr` of `host` from the daemon's node table, else its name.
 fn node_addr(host: &str, var: &str) -> (String, String) {
-    match node_conf::node_address(host) {
+    match conf::node_address(host) {
         Some(a) => (a, format!("NodeAddr of {host}, first host of ${var}")),
         None => (
             host.to_string(),

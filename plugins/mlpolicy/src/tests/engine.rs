@@ -199,3 +199,49 @@ fn routing_lists_and_exemptions() {
         }
     );
 }
+
+#[test]
+fn updates_are_judged_on_what_they_change() {
+    let p = policy();
+    // Moving a job to the gpu partition: its GPU request is not in the update, so the
+    // "needs GPUs" and "needs a time limit" rules cannot be judged and are skipped...
+    let mut u = Job {
+        uid: 1001,
+        partition: Some("interactive".into()),
+        update: true,
+        ..Job::default()
+    };
+    assert!(matches!(
+        evaluate(&p, &u),
+        Verdict::Accept { route_to: None, .. }
+    ));
+    // ... but what the update sets is judged against the partition it names.
+    u.time_limit = Some(600);
+    assert_eq!(refusal(evaluate(&p, &u)).1, "max-time");
+    let u = Job {
+        uid: 1001,
+        partition: Some("cpu".into()),
+        gpus: gpus(None, Some("gres/gpu:1"), None),
+        update: true,
+        ..Job::default()
+    };
+    assert_eq!(refusal(evaluate(&p, &u)).1, "cpu-partition-no-gpus");
+    // A GPU change alone: no partition to judge against, but gpu:0 is refused anywhere.
+    let u = Job {
+        uid: 1001,
+        gpus: gpus(None, Some("gres/gpu:64"), None),
+        update: true,
+        ..Job::default()
+    };
+    assert!(matches!(
+        evaluate(&p, &u),
+        Verdict::Accept { route_to: None, .. }
+    ));
+    let u = Job {
+        uid: 1001,
+        gpus: gpus(None, Some("gres/gpu:0"), None),
+        update: true,
+        ..Job::default()
+    };
+    assert_eq!(refusal(evaluate(&p, &u)).1, "zero-gpus");
+}

@@ -1,0 +1,367 @@
+//! The mlpolicy job_submit plugin inside a real slurmctld: what a user sees from sbatch,
+//! srun, salloc and scontrol update; routing; arrays and het jobs; reload on
+//! `scontrol reconfigure`; a broken policy never stops the controller.
+
+mod common;
+
+use common::*;
+use local_cluster::{cargo_artifact, ensure_user, Cluster, Options, User};
+
+const POLICY: &str = r#"{
+  "doc_url": "https://example.org/policy",
+  "default_gpu_partition": "gpu",
+  "default_cpu_partition": "cpu",
+  "partitions": {
+    "gpu": {"kind": "gpu", "max_gpus_per_node": 4, "max_gpus_per_job": 16, "gpu_types": ["h100"], "gpus_per_node": 8, "whole_nodes": true},
+    "interactive": {"kind": "gpu", "max_time": "1:00:00", "require_time": true},
+    "cpu": {"kind": "cpu"}
+  }
+}
+"#;
+
+const SEE: &str = " (see https://example.org/policy)";
+
+fn policy_cluster(policy: &str) -> Cluster {
+    let plugin = cargo_artifact("libjob_submit_mlpolicy.so").unwrap_or_else(|e| panic!("{e}"));
+    start(Options {
+        job_submit_plugins: vec![plugin],
+        extra_slurm_conf: ["gpu", "cpu", "interactive"]
+            .iter()
+            .map(|p| format!("PartitionName={p} Nodes=n[1-3] State=UP"))
+            .collect(),
+        extra_files: vec![("mlpolicy.json".into(), policy.into())],
+        ..Options::default()
+    })
+}
+
+fn user() -> User {
+    ensure_user("mltest-a").unwrap()
+}
+
+/// Runs `program args` as the test user; returns (success, stderr).
+fn as_user(c: &Cluster, program: &str, args: &[&str]) -> (bool, String) {
+    let out = c.run_as(&user(), program, args).unwrap();
+    (out.status.success(), stderr(&out))
+}
+
+/// `program args` as the test user is refused with exactly this line from the plugin, and
+/// Slurm's own line for the code.
+fn refused(c: &Cluster, program: &str, args: &[&str], reason: &str, slurm_says: &str) {
+    let (ok, err) = as_user(c, program, args);
+    assert!(!ok, "{program} {args:?} was accepted");
+    let line = format!("{program}: error: mlpolicy: {reason}{SEE}\n");
+    assert!(
+        err.contains(&line),
+        "{program} {args:?}:\n{err}\nwanted: {line}"
+    );
+    assert!(err.contains(slurm_says), "{program} {args:?}:\n{err}");
+}
+
+const GRES: &str = "Invalid generic resource (gres) specification";
+
+#[test]
+fn each_rule_refuses_with_one_clear_line() {
+    let c = policy_cluster(POLICY);
+    let held = |extra: &[&str]| {
+        let mut a = vec!["-H", "-o", "/dev/null"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--wrap", "true"]);
+        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["-p", "gpu"], "partition 'gpu' needs a GPU request: add --gpus-per-node=N (or submit to partition 'cpu')", GRES),
+        (&["-p", "cpu", "--gpus-per-node=1"], "partition 'cpu' has no GPUs: remove the GPU request (or submit to partition 'gpu')", GRES),
+        (&["-p", "gpu", "--gpus-per-node=5"], "partition 'gpu' allows at most 4 GPUs per node; the job asks for 5: lower --gpus-per-node", GRES),
+        (&["-p", "gpu", "--gpus=a100:1"], "partition 'gpu' has no 'a100' GPUs: use one of h100 (or no type)", GRES),
+        (&["-p", "gpu", "-N2", "--gpus-per-node=2"], "partition 'gpu': a job on 2 nodes must take whole nodes: add --exclusive or --gpus-per-node=8", "Node count specification invalid"),
+        (&["-p", "interactive", "--gpus-per-node=1"], "partition 'interactive' needs a time limit: add --time=1:00:00", "Requested time limit is invalid"),
+        (&["-p", "interactive", "--gpus-per-node=1", "--time=2:00:00"], "partition 'interactive' allows at most 1:00:00 (60 minutes); the job asks for 120 minutes: lower --time", "Requested time limit is invalid"),
+        (&["-p", "gpu,cpu", "--gpus-per-node=1"], "partition 'cpu' has no GPUs: remove the GPU request (or submit to partition 'gpu')", GRES),
+        (&["-p", "gpu", "--gres=gpu:0"], "a request for 0 GPUs is not allowed: leave the GPU option out", GRES),
+        (&["--array=1-3", "-p", "cpu", "--gpus-per-node=1"], "partition 'cpu' has no GPUs: remove the GPU request (or submit to partition 'gpu')", GRES),
+    ];
+    for (args, reason, slurm_says) in cases {
+        let a = held(args);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        refused(&c, "sbatch", &a, reason, slurm_says);
+    }
+    // srun and salloc get the same line.
+    refused(
+        &c,
+        "srun",
+        &["-p", "cpu", "--gpus-per-node=1", "true"],
+        "partition 'cpu' has no GPUs: remove the GPU request (or submit to partition 'gpu')",
+        GRES,
+    );
+    refused(
+        &c,
+        "salloc",
+        &["-p", "gpu", "true"],
+        "partition 'gpu' needs a GPU request: add --gpus-per-node=N (or submit to partition 'cpu')",
+        GRES,
+    );
+    // Each decision is in slurmctld's log with the user and the rule.
+    let uid = user().uid;
+    let log = c.log("slurmctld");
+    for rule in [
+        "gpu-partition-needs-gpus",
+        "cpu-partition-no-gpus",
+        "max-gpus-per-node",
+        "gpu-type",
+        "whole-nodes",
+        "require-time",
+        "max-time",
+        "zero-gpus",
+    ] {
+        assert!(
+            log.contains(&format!(
+                "job_submit/mlpolicy: job_submit refused for uid {uid} by rule {rule}: mlpolicy: "
+            )),
+            "rule {rule} not logged:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn accepted_jobs_are_routed_and_admins_are_exempt() {
+    let c = policy_cluster(POLICY);
+    let u = user();
+    let gpu_job = c
+        .sbatch(
+            Some(&u),
+            &[
+                "-H",
+                "-o",
+                "/dev/null",
+                "--gpus-per-node=1",
+                "--wrap",
+                "true",
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        c.job_field(gpu_job, "Partition").unwrap().as_deref(),
+        Some("gpu")
+    );
+    let cpu_job = c
+        .sbatch(Some(&u), &["-H", "-o", "/dev/null", "--wrap", "true"])
+        .unwrap();
+    assert_eq!(
+        c.job_field(cpu_job, "Partition").unwrap().as_deref(),
+        Some("cpu")
+    );
+    let whole = c
+        .sbatch(
+            Some(&u),
+            &[
+                "-H",
+                "-o",
+                "/dev/null",
+                "-p",
+                "gpu",
+                "-N2",
+                "--exclusive",
+                "--gpus-per-node=2",
+                "--wrap",
+                "true",
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        c.job_field(whole, "Partition").unwrap().as_deref(),
+        Some("gpu")
+    );
+    // A routed job runs where it was sent.
+    let ran = c
+        .sbatch(
+            Some(&u),
+            &["-o", "/dev/null", "--gpus-per-node=1", "--wrap", "true"],
+        )
+        .unwrap();
+    assert_eq!(c.wait_job(ran, JOB_TIMEOUT).unwrap(), "COMPLETED");
+    // root skips the rules (logged at debug level only).
+    let out = ok(c
+        .run(
+            "sbatch",
+            ["-H", "-o", "/dev/null", "-p", "gpu", "--wrap", "true"],
+        )
+        .unwrap());
+    assert!(stdout(&out).starts_with("Submitted batch job"));
+}
+
+#[test]
+fn het_jobs_are_checked_per_component() {
+    let c = policy_cluster(POLICY);
+    let (ok_, err) = as_user(
+        &c,
+        "salloc",
+        &["-p", "cpu", "-n1", ":", "-p", "gpu", "-n1", "true"],
+    );
+    assert!(!ok_);
+    assert!(
+        err.contains(&format!("mlpolicy: partition 'gpu' needs a GPU request: add --gpus-per-node=N (or submit to partition 'cpu'){SEE}")),
+        "{err}"
+    );
+    let (ok_, err) = as_user(
+        &c,
+        "salloc",
+        &[
+            "-p",
+            "cpu",
+            "-n1",
+            ":",
+            "-p",
+            "gpu",
+            "-n1",
+            "--gpus-per-node=1",
+            "true",
+        ],
+    );
+    assert!(ok_, "{err}");
+}
+
+/// `scontrol update` by the job's owner goes through job_modify. Slurm gives it only the
+/// fields being changed, so what the update sets is judged against the partition it names.
+#[test]
+fn updates_go_through_the_same_rules() {
+    let c = policy_cluster(POLICY);
+    let u = user();
+    let job = c
+        .sbatch(
+            Some(&u),
+            &["-H", "-o", "/dev/null", "-p", "cpu", "--wrap", "true"],
+        )
+        .unwrap();
+    let id = format!("jobid={job}");
+    let (ok_, err) = as_user(
+        &c,
+        "scontrol",
+        &["update", &id, "partition=interactive", "timelimit=3:00:00"],
+    );
+    assert!(!ok_, "the update was accepted");
+    // job_modify gained err_msg in 23.02: from then on the user sees the plugin's reason.
+    #[cfg(slurm_ge_23_02)]
+    assert!(
+        err.contains(&format!("mlpolicy: partition 'interactive' allows at most 1:00:00 (60 minutes); the job asks for 180 minutes: lower --time{SEE}")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "Requested time limit is invalid (missing or exceeds some limit) for job {job}"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        c.job_field(job, "Partition").unwrap().as_deref(),
+        Some("cpu")
+    );
+    let (ok_, err) = as_user(
+        &c,
+        "scontrol",
+        &["update", &id, "partition=cpu", "gres=gpu:1"],
+    );
+    assert!(!ok_, "{err}");
+    assert!(
+        c.log("slurmctld").contains(&format!(
+            "job_submit/mlpolicy: job_modify refused for uid {} by rule cpu-partition-no-gpus",
+            u.uid
+        )),
+        "{}",
+        c.log("slurmctld")
+    );
+    // A change the rules allow goes through.
+    let (ok_, err) = as_user(
+        &c,
+        "scontrol",
+        &["update", &id, "partition=interactive", "timelimit=30"],
+    );
+    assert!(ok_, "{err}");
+    assert_eq!(
+        c.job_field(job, "Partition").unwrap().as_deref(),
+        Some("interactive")
+    );
+}
+
+/// `scontrol reconfigure` reloads the policy; a broken one is reported and the last good
+/// one stays (across the re-exec that reconfigure is from 23.11 on); the controller stays up.
+#[test]
+fn reconfigure_reloads_and_a_broken_policy_keeps_the_last_good_one() {
+    let c = policy_cluster(POLICY);
+    let path = c.dir().join("mlpolicy.json");
+    // The plugin sees a reconfigure by slurm.conf's `last_update`, which has one-second
+    // resolution: let the second of the start pass.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(
+        &path,
+        POLICY.replace("\"max_gpus_per_node\": 4", "\"max_gpus_per_node\": 2"),
+    )
+    .unwrap();
+    ok(c.run("scontrol", ["reconfigure"]).unwrap());
+    let args = [
+        "-H",
+        "-o",
+        "/dev/null",
+        "-p",
+        "gpu",
+        "--gpus-per-node=3",
+        "--wrap",
+        "true",
+    ];
+    let reason =
+        "partition 'gpu' allows at most 2 GPUs per node; the job asks for 3: lower --gpus-per-node";
+    wait_for(&c, || !as_user(&c, "sbatch", &args).0);
+    refused(&c, "sbatch", &args, reason, GRES);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(&path, "{\"partitions\": {\"gpu\": {\"kind\": \"gpu\",}}}\n").unwrap();
+    ok(c.run("scontrol", ["reconfigure"]).unwrap());
+    // The policy is re-read by the first call after the reconfigure.
+    refused(&c, "sbatch", &args, reason, GRES);
+    let log = c.log("slurmctld");
+    // 22.05 keeps the policy in memory; from 23.11 reconfigure re-executes slurmctld,
+    // which takes the copy the plugin saved in StateSaveLocation.
+    let kept_in_memory = "trailing comma; keeping the policy loaded before";
+    let kept_on_disk =
+        "trailing comma; keeping the last policy that loaded (saved in StateSaveLocation)";
+    assert!(
+        log.contains(&format!(
+            "mlpolicy.json: line 1, column 39: {kept_in_memory}"
+        )) || log.contains(&format!("mlpolicy.json: line 1, column 39: {kept_on_disk}")),
+        "{log}"
+    );
+    assert!(c.all_daemons_alive().iter().all(|(_, alive)| *alive));
+}
+
+#[test]
+fn with_no_usable_policy_the_controller_runs_and_refuses_users() {
+    let c = policy_cluster("{\"partitions\": [\n");
+    let (ok_, err) = as_user(&c, "sbatch", &["-H", "-o", "/dev/null", "--wrap", "true"]);
+    assert!(!ok_);
+    assert!(
+        err.contains("sbatch: error: mlpolicy: this cluster's job policy is misconfigured, so jobs cannot be checked and are not accepted; tell your admin (the reason is in the slurmctld log)"),
+        "{err}"
+    );
+    assert!(
+        c.log("slurmctld")
+            .contains("no usable policy: jobs of users other than root are refused"),
+        "{}",
+        c.log("slurmctld")
+    );
+    // root can still submit (to repair, drain, test).
+    ok(c.run("sbatch", ["-H", "-o", "/dev/null", "--wrap", "true"])
+        .unwrap());
+}
+
+/// Polls for up to 20 s (slurmctld applies reconfigure asynchronously).
+fn wait_for(c: &Cluster, mut cond: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        cond(),
+        "condition not met within 20 s; slurmctld log:\n{}",
+        c.log("slurmctld")
+    );
+}
