@@ -365,3 +365,50 @@ fn wait_for(c: &Cluster, mut cond: impl FnMut() -> bool) {
         c.log("slurmctld")
     );
 }
+
+/// conf-examples/job_submit.lua (the benchmark's comparison) enforces the same rules.
+#[test]
+fn the_lua_comparison_script_enforces_the_same_rules() {
+    let lua = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conf-examples/job_submit.lua"
+    ))
+    .unwrap();
+    let c = start(Options {
+        extra_slurm_conf: ["gpu", "cpu", "interactive"]
+            .iter()
+            .map(|p| format!("PartitionName={p} Nodes=n[1-3] State=UP"))
+            .chain(["JobSubmitPlugins=lua".to_string()])
+            .collect(),
+        extra_files: vec![("job_submit.lua".into(), lua)],
+        ..Options::default()
+    });
+    let (ok_, err) = as_user(
+        &c,
+        "sbatch",
+        &["-H", "-o", "/dev/null", "-p", "gpu", "--wrap", "true"],
+    );
+    assert!(!ok_);
+    assert!(
+        err.contains("sbatch: error: mlpolicy: partition 'gpu' needs a GPU request: add --gpus-per-node=N (or submit to partition 'cpu') (see https://wiki.example.org/hpc/gpu-policy)"),
+        "{err}"
+    );
+    let u = user();
+    let job = c
+        .sbatch(
+            Some(&u),
+            &[
+                "-H",
+                "-o",
+                "/dev/null",
+                "--gpus-per-node=1",
+                "--wrap",
+                "true",
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        c.job_field(job, "Partition").unwrap().as_deref(),
+        Some("gpu")
+    );
+}

@@ -91,6 +91,24 @@ fn mlenv_exports_only_its_hooks() {
     assert!(!dynamic_symbols("libspank_mlenv.so", false).contains("slurm_conf_get_address"));
 }
 
+/// mlpolicy: the job_submit interface only; `slurm_conf` is looked up at run time.
+#[test]
+fn mlpolicy_exports_the_job_submit_interface() {
+    assert_eq!(
+        dynamic_symbols("libjob_submit_mlpolicy.so", true),
+        set(&[
+            "fini",
+            "init",
+            "job_modify",
+            "job_submit",
+            "plugin_name",
+            "plugin_type",
+            "plugin_version"
+        ])
+    );
+    assert!(!dynamic_symbols("libjob_submit_mlpolicy.so", false).contains("slurm_conf"));
+}
+
 #[test]
 fn job_submit_plugin_exports_the_job_submit_interface() {
     assert_eq!(
@@ -113,6 +131,7 @@ fn plugins_do_not_link_libslurm() {
         "libspank_selftest.so",
         "libjob_submit_selftest.so",
         "libspank_mlenv.so",
+        "libjob_submit_mlpolicy.so",
     ] {
         let needed = needed(lib);
         assert!(

@@ -42,11 +42,16 @@ pub fn node_address(node: &str) -> Option<String> {
 /// libslurmfull's global `slurm_conf` (src/common/read_config.c), whose layout is
 /// `slurm_conf_t` of the installed slurm.h.
 fn global() -> Option<&'static sys::slurm_conf_t> {
-    // SAFETY: dlsym with a valid C string.
-    let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"slurm_conf".as_ptr()) };
+    // Looked up once: the address does not change for the life of the process, and
+    // job_submit reads `last_update` on every call.
+    static ADDR: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let addr = *ADDR.get_or_init(|| {
+        // SAFETY: dlsym with a valid C string.
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"slurm_conf".as_ptr()) as usize }
+    });
     // SAFETY: the symbol is the daemon's `slurm_conf_t slurm_conf`, which lives as long as
     // the process; callers read it under the lock Slurm holds while calling the plugin.
-    unsafe { (sym as *const sys::slurm_conf_t).as_ref() }
+    unsafe { (addr as *const sys::slurm_conf_t).as_ref() }
 }
 
 /// The slurm.conf the daemon read (`slurmctld -f`, `SLURM_CONF`, or the built-in default).
