@@ -401,7 +401,7 @@ fn an_insecure_config_is_refused_and_nothing_is_cleaned() {
     let err = stderr(&out);
     assert!(
         err.contains(&format!(
-            "config refused, nothing cleaned: {} is writable by group or others (mode 666): refusing it; chmod go-w it",
+            "config refused, nothing cleaned: {0} is writable by group or others (mode 666): refusing it (chmod go-w {0})",
             conf.display()
         )),
         "{err}"

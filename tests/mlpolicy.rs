@@ -21,14 +21,19 @@ const POLICY: &str = r#"{
 
 const SEE: &str = " (see https://example.org/policy)";
 
+/// The partitions the policies of these tests name, all over the 3 nodes.
+fn partitions() -> Vec<String> {
+    ["gpu", "cpu", "interactive"]
+        .iter()
+        .map(|p| format!("PartitionName={p} Nodes=n[1-3] State=UP"))
+        .collect()
+}
+
 fn policy_cluster(policy: &str) -> Cluster {
     let plugin = cargo_artifact("libjob_submit_mlpolicy.so").unwrap_or_else(|e| panic!("{e}"));
     start(Options {
         job_submit_plugins: vec![plugin],
-        extra_slurm_conf: ["gpu", "cpu", "interactive"]
-            .iter()
-            .map(|p| format!("PartitionName={p} Nodes=n[1-3] State=UP"))
-            .collect(),
+        extra_slurm_conf: partitions(),
         extra_files: vec![("mlpolicy.json".into(), policy.into())],
         ..Options::default()
     })
@@ -375,9 +380,8 @@ fn the_lua_comparison_script_enforces_the_same_rules() {
     ))
     .unwrap();
     let c = start(Options {
-        extra_slurm_conf: ["gpu", "cpu", "interactive"]
-            .iter()
-            .map(|p| format!("PartitionName={p} Nodes=n[1-3] State=UP"))
+        extra_slurm_conf: partitions()
+            .into_iter()
             .chain(["JobSubmitPlugins=lua".to_string()])
             .collect(),
         extra_files: vec![("job_submit.lua".into(), lua)],

@@ -2,7 +2,6 @@
 //! comments. The file steers code that runs as root, so it is refused unless it is owned
 //! by root and not writable by group or others.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Where the config is looked for when `--config` is not given: next to the slurm.conf
@@ -139,31 +138,10 @@ impl Config {
     }
 }
 
-/// Why a config file is not used: it could be changed by someone other than root.
-pub fn check_owner_and_mode(uid: u32, mode: u32, path: &Path) -> Result<(), ConfigError> {
-    if uid != 0 {
-        return Err(ConfigError(format!(
-            "{} is owned by uid {uid}, not root: refusing it (ml-epilog runs as root)",
-            path.display()
-        )));
-    }
-    if mode & 0o022 != 0 {
-        return Err(ConfigError(format!(
-            "{} is writable by group or others (mode {:o}): refusing it; chmod go-w it",
-            path.display(),
-            mode & 0o7777
-        )));
-    }
-    Ok(())
-}
-
-/// Reads and applies the file at `path` after the ownership check.
+/// Reads and applies the file at `path`; it must be root-owned and writable by no one
+/// else (ml-epilog runs as root).
 pub fn load_file(cfg: &mut Config, path: &Path) -> Result<(), ConfigError> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-    check_owner_and_mode(meta.uid(), meta.mode(), path)?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let text = trusted_config::read(path).map_err(ConfigError)?;
     cfg.apply_text(&text, &path.display().to_string())
 }
 

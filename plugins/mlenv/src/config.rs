@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -294,22 +293,8 @@ pub fn parse_port_range(value: &str) -> std::result::Result<RangeInclusive<u16>,
 /// Reads the profiles file. It steers what root-started slurmstepd puts into every job,
 /// so it must be owned by root and writable by no one else.
 pub fn load_profiles_file(path: &Path) -> Result<Profiles> {
-    let origin = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| Error::new(format!("{origin}: {e}")))?;
-    if meta.uid() != 0 {
-        return Err(Error::new(format!(
-            "{origin} is owned by uid {}, not root: refusing it (chown root {origin})",
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(Error::new(format!(
-            "{origin} is writable by group or others (mode {:o}): refusing it (chmod go-w {origin})",
-            meta.mode() & 0o7777
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::new(format!("{origin}: {e}")))?;
-    Profiles::parse(&text, &origin)
+    let text = trusted_config::read(path).map_err(Error)?;
+    Profiles::parse(&text, &path.display().to_string())
 }
 
 #[cfg(test)]

@@ -170,6 +170,7 @@ fn profiles_files_must_be_root_owned_and_not_writable_by_others() {
     let path = dir.path().join("mlenv.json");
     std::fs::write(&path, BUILTIN_PROFILES).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    use std::os::unix::fs::MetadataExt;
     let is_root = std::fs::metadata(&path).unwrap().uid() == 0;
     if is_root {
         assert_eq!(load_profiles_file(&path).unwrap(), Profiles::builtin());

@@ -6,7 +6,6 @@
 //! cannot be loaded never stops the controller: the last good one stays; with none ever,
 //! jobs of everyone but root are refused with a message that says the policy is broken.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -46,22 +45,8 @@ fn uid_of(name: &str) -> Option<u32> {
 
 /// The policy steers what slurmctld accepts: root-owned, writable by no one else.
 fn load(path: &Path) -> Result<Policy, String> {
-    let origin = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{origin}: {e}"))?;
-    if meta.uid() != 0 {
-        return Err(format!(
-            "{origin} is owned by uid {}, not root: refusing it (chown root {origin})",
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "{origin} is writable by group or others (mode {:o}): refusing it (chmod go-w {origin})",
-            meta.mode() & 0o7777
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{origin}: {e}"))?;
-    Policy::parse(&text, &origin, &uid_of).map_err(|e| e.0)
+    let text = trusted_config::read(path)?;
+    Policy::parse(&text, &path.display().to_string(), &uid_of).map_err(|e| e.0)
 }
 
 /// The last policy that loaded, kept in StateSaveLocation: from 23.11 `scontrol
