@@ -43,6 +43,17 @@ fn user() -> User {
     ensure_user("mltest-a").unwrap()
 }
 
+/// Submits a held `--wrap true` job with `args` as the test user; returns its id and the
+/// partition slurmctld put it in.
+fn held_job(c: &Cluster, args: &[&str]) -> (u32, String) {
+    let mut full = vec!["-H", "-o", "/dev/null"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--wrap", "true"]);
+    let job = c.sbatch(Some(&user()), &full).unwrap();
+    let partition = c.job_field(job, "Partition").unwrap().unwrap_or_default();
+    (job, partition)
+}
+
 /// Runs `program args` as the test user; returns (success, stderr).
 fn as_user(c: &Cluster, program: &str, args: &[&str]) -> (bool, String) {
     let out = c.run_as(&user(), program, args).unwrap();
@@ -131,50 +142,15 @@ fn each_rule_refuses_with_one_clear_line() {
 fn accepted_jobs_are_routed_and_admins_are_exempt() {
     let c = policy_cluster(POLICY);
     let u = user();
-    let gpu_job = c
-        .sbatch(
-            Some(&u),
-            &[
-                "-H",
-                "-o",
-                "/dev/null",
-                "--gpus-per-node=1",
-                "--wrap",
-                "true",
-            ],
+    assert_eq!(held_job(&c, &["--gpus-per-node=1"]).1, "gpu");
+    assert_eq!(held_job(&c, &[]).1, "cpu");
+    assert_eq!(
+        held_job(
+            &c,
+            &["-p", "gpu", "-N2", "--exclusive", "--gpus-per-node=2"]
         )
-        .unwrap();
-    assert_eq!(
-        c.job_field(gpu_job, "Partition").unwrap().as_deref(),
-        Some("gpu")
-    );
-    let cpu_job = c
-        .sbatch(Some(&u), &["-H", "-o", "/dev/null", "--wrap", "true"])
-        .unwrap();
-    assert_eq!(
-        c.job_field(cpu_job, "Partition").unwrap().as_deref(),
-        Some("cpu")
-    );
-    let whole = c
-        .sbatch(
-            Some(&u),
-            &[
-                "-H",
-                "-o",
-                "/dev/null",
-                "-p",
-                "gpu",
-                "-N2",
-                "--exclusive",
-                "--gpus-per-node=2",
-                "--wrap",
-                "true",
-            ],
-        )
-        .unwrap();
-    assert_eq!(
-        c.job_field(whole, "Partition").unwrap().as_deref(),
-        Some("gpu")
+        .1,
+        "gpu"
     );
     // A routed job runs where it was sent.
     let ran = c
@@ -400,22 +376,5 @@ fn the_lua_comparison_script_enforces_the_same_rules() {
         err.contains("sbatch: error: mlpolicy: partition 'gpu' needs a GPU request: add --gpus-per-node=N (or submit to partition 'cpu') (see https://wiki.example.org/hpc/gpu-policy)"),
         "{err}"
     );
-    let u = user();
-    let job = c
-        .sbatch(
-            Some(&u),
-            &[
-                "-H",
-                "-o",
-                "/dev/null",
-                "--gpus-per-node=1",
-                "--wrap",
-                "true",
-            ],
-        )
-        .unwrap();
-    assert_eq!(
-        c.job_field(job, "Partition").unwrap().as_deref(),
-        Some("gpu")
-    );
+    assert_eq!(held_job(&c, &["--gpus-per-node=1"]).1, "gpu");
 }
