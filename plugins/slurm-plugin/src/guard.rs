@@ -51,9 +51,32 @@ pub struct Panicked {
     pub message: String,
 }
 
+/// The calling thread's `errno`.
+fn errno() -> c_int {
+    // SAFETY: glibc's __errno_location returns this thread's errno slot, valid for the
+    // thread's lifetime.
+    unsafe { *libc::__errno_location() }
+}
+
+fn set_errno(value: c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = value }
+}
+
 /// Runs `body`, catching any panic. Returns the body's value, or [`Panicked`] after logging
 /// `"<prefix>: <entry>: internal error (panic): <message>"` at error level.
+///
+/// `errno` is left as the caller had it: Slurm reads it after some calls without setting it
+/// first (24.11's job update takes a stale `errno` as its error code when a partition change
+/// finds no association), so a futex wait or a failed stat in the plugin must not leak out.
 pub fn catch<T>(entry: &str, body: impl FnOnce() -> T) -> Result<T, Panicked> {
+    let saved_errno = errno();
+    let result = catch_inner(entry, body);
+    set_errno(saved_errno);
+    result
+}
+
+fn catch_inner<T>(entry: &str, body: impl FnOnce() -> T) -> Result<T, Panicked> {
     install_panic_hook();
     let was_in_guard = IN_GUARD.with(|g| g.replace(true));
     let result = panic::catch_unwind(AssertUnwindSafe(body));

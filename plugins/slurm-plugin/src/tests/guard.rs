@@ -24,3 +24,20 @@ fn nested_guards_restore_state() {
     assert_eq!(r, Ok(true));
     assert!(!IN_GUARD.with(|g| g.get()));
 }
+
+#[test]
+fn errno_is_left_as_the_caller_had_it() {
+    set_errno(0);
+    let r = catch("t", || {
+        // What a failed stat or a contended futex leaves behind.
+        set_errno(libc::EAGAIN);
+        3
+    });
+    assert_eq!((r, errno()), (Ok(3), 0));
+    set_errno(libc::EINTR);
+    let _ = catch("t", || -> i32 {
+        set_errno(libc::ENOENT);
+        panic!("x")
+    });
+    assert_eq!(errno(), libc::EINTR);
+}
