@@ -1,0 +1,148 @@
+//! `ml-healthcheck.json`: thresholds and paths. Every key is optional (the defaults follow
+//! DCGM's health watches); unknown keys and bad values are errors naming the line and the
+//! key. The file steers root code, so it is used only when root owns it and nobody else
+//! can write it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::snapshot::strip_position;
+
+pub const FILE_NAME: &str = "ml-healthcheck.json";
+pub const DEFAULT_DIR: &str = "/etc/slurm";
+
+/// XIDs that mean the GPU needs a reset or a reboot (or is gone): 48 double-bit ECC, 64 ECC
+/// page retirement or row remapping failure, 74 NVLink error, 79 fallen off the bus, 95
+/// uncontained ECC error, 119/120 GSP RPC timeout / GSP error, 140 unrecovered ECC error.
+pub const DEFAULT_CRITICAL_XIDS: [u32; 8] = [48, 64, 74, 79, 95, 119, 120, 140];
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// GPUs this node must have (also `--expect-gpus`). Unset: whatever NVML finds.
+    pub expect_gpus: Option<u32>,
+    pub critical_xids: Vec<u32>,
+    /// Drain when volatile uncorrectable ECC errors exceed this.
+    pub ecc_uncorrected_max: u64,
+    /// Drain when pages retired for double-bit errors exceed this.
+    pub retired_pages_dbe_max: u64,
+    /// Drain when retired pages (all causes) reach this (NVIDIA's RMA guidance: 60-64).
+    pub retired_pages_limit: u64,
+    /// Warn when an NVLink's replay or recovery error counter exceeds this.
+    pub nvlink_errors_max: u64,
+    /// Drain on an inactive NVLink (false: warn).
+    pub nvlink_inactive_drains: bool,
+    /// Warn when a PCIe link runs below its maximum width; `pcie_gen` also below its
+    /// maximum generation (off by default: idle GPUs lower their link speed to save power).
+    pub pcie_width: bool,
+    pub pcie_gen: bool,
+    /// Warn at or above the GPU's slowdown temperature.
+    pub temperature: bool,
+    /// Where the kernel log is read (`/dev/kmsg`; a file of records for replay).
+    pub kmsg: PathBuf,
+    /// Where the last run's position in the kernel log and the critical XIDs seen since
+    /// boot are kept (tmpfs: a reboot forgets them, as it clears the GPUs' state).
+    pub state_dir: PathBuf,
+    /// `scontrol`; unset: looked up on PATH, then in Slurm's usual places (slurmd runs the
+    /// health check with no PATH).
+    pub scontrol: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            expect_gpus: None,
+            critical_xids: DEFAULT_CRITICAL_XIDS.to_vec(),
+            ecc_uncorrected_max: 0,
+            retired_pages_dbe_max: 0,
+            retired_pages_limit: 63,
+            nvlink_errors_max: 0,
+            nvlink_inactive_drains: true,
+            pcie_width: true,
+            pcie_gen: false,
+            temperature: true,
+            kmsg: PathBuf::from("/dev/kmsg"),
+            state_dir: PathBuf::from("/run/ml-healthcheck"),
+            scontrol: None,
+        }
+    }
+}
+
+impl Config {
+    pub fn parse(text: &str, origin: &str) -> Result<Config, String> {
+        let c: Config = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "{origin}: line {}, column {}: {}",
+                e.line(),
+                e.column(),
+                strip_position(&e.to_string())
+            )
+        })?;
+        if c.retired_pages_limit == 0 {
+            return Err(format!(
+                "{origin}: retired_pages_limit must be at least 1 (0 would drain every GPU)"
+            ));
+        }
+        Ok(c)
+    }
+
+    /// `--config FILE` (must exist), else `ml-healthcheck.json` next to `slurm_conf`, else
+    /// in /etc/slurm; a default file that is absent means the built-in defaults.
+    pub fn load(explicit: Option<&Path>, slurm_conf: Option<&Path>) -> Result<Config, String> {
+        if let Some(p) = explicit {
+            return Config::parse(&trusted_config::read(p)?, &p.display().to_string());
+        }
+        let dir = slurm_conf
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
+        let p = dir.join(FILE_NAME);
+        if !p.exists() {
+            return Ok(Config::default());
+        }
+        Config::parse(&trusted_config::read(&p)?, &p.display().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_optional() {
+        assert_eq!(Config::parse("{}", "c").unwrap(), Config::default());
+        let c = Config::parse(
+            "{\"expect_gpus\": 8, \"critical_xids\": [79], \"pcie_gen\": true}",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(c.expect_gpus, Some(8));
+        assert_eq!(c.critical_xids, vec![79]);
+        assert!(c.pcie_gen);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_key() {
+        let e = Config::parse(
+            "{\n  \"expect_gpu\": 8\n}",
+            "/etc/slurm/ml-healthcheck.json",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("/etc/slurm/ml-healthcheck.json: line 2, column "),
+            "{e}"
+        );
+        assert!(e.contains("unknown field `expect_gpu`"), "{e}");
+        let e = Config::parse("{\"expect_gpus\": -1}", "c").unwrap_err();
+        assert!(e.contains("invalid value"), "{e}");
+        let e = Config::parse("{\"retired_pages_limit\": 0}", "c").unwrap_err();
+        assert!(e.contains("retired_pages_limit"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../../conf-examples/ml-healthcheck.json");
+        Config::parse(text, "conf-examples/ml-healthcheck.json").unwrap();
+    }
+}

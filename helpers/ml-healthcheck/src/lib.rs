@@ -1,0 +1,15 @@
+//! `ml-healthcheck`: GPU health for Slurm nodes, in the NHC/DCGM style: gather a
+//! [`snapshot::Snapshot`] (from NVML, or from a JSON file), read the kernel log for XIDs,
+//! judge both with pure code ([`evaluate`]), then act through Slurm (drain, resume) and
+//! report (human lines, JSON, a Prometheus textfile).
+
+pub mod config;
+pub mod evaluate;
+pub mod gather;
+pub mod kmsg;
+pub mod node;
+pub mod report;
+pub mod run;
+pub mod snapshot;
+pub mod state;
+pub mod xid;

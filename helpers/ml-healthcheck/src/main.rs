@@ -1,0 +1,211 @@
+//! `ml-healthcheck` command line. slurmd runs it as `HealthCheckProgram=` (environment:
+//! `SLURMD_NODENAME` only), `Prolog=` and `Epilog=` (`SLURM_SCRIPT_CONTEXT`,
+//! `SLURMD_NODENAME`, `SLURM_CONF`, `SLURM_JOB_GPUS`, `SLURM_JOB_START_TIME` from 23.11).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ml_healthcheck::config::Config;
+use ml_healthcheck::evaluate::Mode;
+use ml_healthcheck::gather::{GpuSource, NvmlSource, SnapshotFile};
+use ml_healthcheck::report;
+use ml_healthcheck::run::{self, Job};
+
+const USAGE: &str = "usage: ml-healthcheck [--mode health-check|prolog|epilog] [--node NAME]
+                      [--config FILE] [--expect-gpus N] [--snapshot FILE]
+                      [--save-snapshot FILE] [--json] [--textfile DIR] [--dry-run]
+
+Checks the node's NVIDIA GPUs through NVML (GPU count, lost GPUs, ECC, retired pages,
+row remapping, critical XIDs in the kernel log, PCIe links, NVLinks, temperature, and in
+the prolog processes already on the job's GPUs). A problem drains the node in Slurm with a
+reason starting 'mlhealth:'; the node is resumed when every check passes again. Another
+drain (an admin's) is never changed. As Prolog it exits 1 on a problem so the job goes
+elsewhere; as HealthCheckProgram and Epilog it exits 0.
+
+The mode comes from SLURM_SCRIPT_CONTEXT (prolog_slurmd, epilog_slurmd), else
+health-check; the node from SLURMD_NODENAME. Settings: --config FILE, else
+ml-healthcheck.json next to $SLURM_CONF, else /etc/slurm/ml-healthcheck.json (optional;
+root-owned, not writable by others).
+  --snapshot FILE       judge a saved snapshot instead of asking NVML
+  --save-snapshot FILE  also write what NVML said, to replay it later
+  --json                print the run as JSON instead of lines
+  --textfile DIR        write ml_healthcheck_<node>.prom for node_exporter
+  --dry-run             change nothing in Slurm and keep no state";
+
+#[derive(Default)]
+struct Args {
+    mode: Option<Mode>,
+    node: Option<String>,
+    config: Option<PathBuf>,
+    expect_gpus: Option<u32>,
+    snapshot: Option<PathBuf>,
+    save_snapshot: Option<PathBuf>,
+    json: bool,
+    textfile: Option<PathBuf>,
+    dry_run: bool,
+}
+
+fn parse_mode(v: &str) -> Result<Mode, String> {
+    match v {
+        "health-check" | "health" => Ok(Mode::HealthCheck),
+        "prolog" | "prolog_slurmd" => Ok(Mode::Prolog),
+        "epilog" | "epilog_slurmd" => Ok(Mode::Epilog),
+        _ => Err(format!(
+            "unknown mode {v:?}: use health-check, prolog or epilog"
+        )),
+    }
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut a = Args::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{arg} needs a value"))
+        };
+        match arg.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "--mode" => a.mode = Some(parse_mode(&value()?)?),
+            "--node" => a.node = Some(value()?),
+            "--config" => a.config = Some(PathBuf::from(value()?)),
+            "--expect-gpus" => {
+                a.expect_gpus = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--expect-gpus takes a number".to_string())?,
+                )
+            }
+            "--snapshot" => a.snapshot = Some(PathBuf::from(value()?)),
+            "--save-snapshot" => a.save_snapshot = Some(PathBuf::from(value()?)),
+            "--json" => a.json = true,
+            "--textfile" => a.textfile = Some(PathBuf::from(value()?)),
+            "--dry-run" | "-n" => a.dry_run = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(a)
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().split('.').next().unwrap_or("").to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// A source that also saves what it gathered.
+struct Saving<'a> {
+    inner: &'a dyn GpuSource,
+    to: PathBuf,
+}
+
+impl GpuSource for Saving<'_> {
+    fn snapshot(&self) -> Result<ml_healthcheck::snapshot::Snapshot, String> {
+        let s = self.inner.snapshot()?;
+        std::fs::write(&self.to, s.to_json() + "\n")
+            .map_err(|e| format!("{}: {e}", self.to.display()))?;
+        Ok(s)
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("ml-healthcheck: error: {msg}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse_args(&argv) {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("ml-healthcheck: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mode = match (args.mode, env("SLURM_SCRIPT_CONTEXT")) {
+        (Some(m), _) => m,
+        (None, Some(ctx)) => parse_mode(&ctx).unwrap_or(Mode::HealthCheck),
+        (None, None) => Mode::HealthCheck,
+    };
+    let Some(node) = args
+        .node
+        .or_else(|| env("SLURMD_NODENAME"))
+        .or_else(hostname)
+    else {
+        return fail("no node name: set --node or SLURMD_NODENAME");
+    };
+    let slurm_conf = env("SLURM_CONF").map(PathBuf::from);
+    let cfg = match Config::load(args.config.as_deref(), slurm_conf.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let job_gpus = match mode {
+        Mode::Prolog => match env("SLURM_JOB_GPUS").map(|v| run::parse_job_gpus(&v)) {
+            Some(Ok(v)) => Some(v),
+            Some(Err(e)) => return fail(&e),
+            None => Some(Vec::new()),
+        },
+        _ => None,
+    };
+    let job = Job {
+        mode,
+        node,
+        expect_gpus: args.expect_gpus,
+        job_gpus,
+        job_start: env("SLURM_JOB_START_TIME").and_then(|v| v.parse().ok()),
+        slurm_conf,
+        dry_run: args.dry_run,
+    };
+    let nvml = NvmlSource;
+    let file;
+    let mut source: &dyn GpuSource = match &args.snapshot {
+        Some(p) => {
+            file = SnapshotFile(p.clone());
+            &file
+        }
+        None => &nvml,
+    };
+    let saving;
+    if let Some(to) = args.save_snapshot {
+        saving = Saving { inner: source, to };
+        source = &saving;
+    }
+    let outcome = match run::run(&job, &cfg, source) {
+        Ok(o) => o,
+        Err(e) => return fail(&e),
+    };
+    let r = &outcome.report;
+    if args.json {
+        println!("{}", r.json());
+    } else {
+        for line in r.human() {
+            println!("{line}");
+        }
+    }
+    let mut code = outcome.exit_code();
+    for e in &outcome.errors {
+        eprintln!("ml-healthcheck: {}: error: {e}", r.node);
+    }
+    if let Some(dir) = &args.textfile {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        if let Err(e) = report::write_textfile(dir, &r.node, &r.prometheus(now)) {
+            eprintln!("ml-healthcheck: {}: error: {e}", r.node);
+            code = code.max(2);
+        }
+    }
+    ExitCode::from(code)
+}

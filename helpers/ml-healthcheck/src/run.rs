@@ -1,0 +1,221 @@
+//! One run: gather, read the kernel log, judge, act on the node, report.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::evaluate::{self, Context, Mode};
+use crate::gather::GpuSource;
+use crate::kmsg;
+use crate::node::{self, Action, Scontrol};
+use crate::report::{self, Report};
+use crate::state;
+use crate::xid::Xid;
+
+/// Everything a run needs besides the config and the GPU source.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub mode: Mode,
+    pub node: String,
+    pub expect_gpus: Option<u32>,
+    /// `SLURM_JOB_GPUS` (prolog).
+    pub job_gpus: Option<Vec<u32>>,
+    /// `SLURM_JOB_START_TIME` (epilog, set by Slurm from 23.11).
+    pub job_start: Option<u64>,
+    pub slurm_conf: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+/// `SLURM_JOB_GPUS`: `0,1,3`.
+pub fn parse_job_gpus(v: &str) -> Result<Vec<u32>, String> {
+    v.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| format!("SLURM_JOB_GPUS={v:?} is not a list of GPU numbers"))
+        })
+        .collect()
+}
+
+/// The boot time in seconds since the epoch (`btime` of /proc/stat): kernel log records
+/// carry microseconds since boot.
+fn boot_time() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Which of the log's XIDs this run reads: those after the last run's position, and in the
+/// epilog those since the job started (a little slack for the two clocks).
+pub fn new_xids(
+    all: Vec<Xid>,
+    last_seq: Option<u64>,
+    job_start: Option<u64>,
+    boot: Option<u64>,
+) -> Vec<Xid> {
+    let since_usec = match (job_start, boot) {
+        (Some(start), Some(boot)) => Some(start.saturating_sub(boot).saturating_sub(5) * 1_000_000),
+        _ => None,
+    };
+    all.into_iter()
+        .filter(|x| last_seq.map_or(true, |s| s < x.seq) || since_usec.is_some_and(|s| x.usec >= s))
+        .collect()
+}
+
+pub struct Outcome {
+    pub report: Report,
+    /// Errors that made the run fail (scontrol could not be run, the state not written).
+    pub errors: Vec<String>,
+}
+
+impl Outcome {
+    /// slurmd's slots. Prolog: a problem fails it, so the job goes elsewhere (after our
+    /// drain, whose reason Slurm keeps). Epilog: exit 0 after draining explicitly, unless
+    /// the drain itself failed (then Slurm's "Epilog error" drain is the fallback).
+    /// HealthCheckProgram: exit 0; non-zero only for an error slurmd should log.
+    pub fn exit_code(&self) -> u8 {
+        let drains = self.report.drains() > 0;
+        let errors = !self.errors.is_empty();
+        match self.report.mode {
+            Mode::Prolog => u8::from(drains),
+            Mode::Epilog => u8::from(drains && errors),
+            Mode::HealthCheck => 2 * u8::from(errors),
+        }
+    }
+}
+
+pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, String> {
+    let started = Instant::now();
+    let snap = source.snapshot()?;
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    let report = |findings, action: &Action, node_reason, warnings| Report {
+        node: job.node.clone(),
+        mode: job.mode,
+        gpus: snap.gpus.len(),
+        driver_version: snap.driver_version.clone(),
+        nvml_error: snap.nvml_error.clone(),
+        reason: match action {
+            Action::Drain(r) | Action::UpdateReason(r) => Some(r.clone()),
+            _ => None,
+        },
+        action: report::action_name(action),
+        node_reason,
+        findings,
+        dry_run: job.dry_run,
+        warnings,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+
+    // A node without the driver where no GPUs are expected (a CPU node): nothing to judge,
+    // nothing to ask Slurm.
+    let plain = Context {
+        expect_gpus: job.expect_gpus,
+        ..Context::default()
+    };
+    if snap.nvml_error.is_some() && evaluate::evaluate(&snap, &[], cfg, &plain).is_empty() {
+        return Ok(Outcome {
+            report: report(Vec::new(), &Action::Nothing, None, warnings),
+            errors,
+        });
+    }
+
+    // The kernel log, and what earlier runs saw since boot.
+    let boot = state::boot_id();
+    let state_file = state::path(&cfg.state_dir, &job.node);
+    let (mut st, warn) = state::load(&state_file, &boot);
+    warnings.extend(warn);
+    match kmsg::scan(&cfg.kmsg) {
+        Ok(scan) => {
+            let fresh = new_xids(scan.xids, st.last_seq, job.job_start, boot_time());
+            st.remember(
+                fresh
+                    .into_iter()
+                    .filter(|x| cfg.critical_xids.contains(&x.code)),
+            );
+            if scan.last_seq.is_some() {
+                st.last_seq = scan.last_seq;
+            }
+        }
+        Err(e) => warnings.push(format!("{e}: XIDs not checked")),
+    }
+
+    // The node as Slurm shows it: whether it runs jobs is part of judging it.
+    let scontrol = Scontrol {
+        program: node::find_scontrol(cfg.scontrol.as_deref()),
+        slurm_conf: job.slurm_conf.clone(),
+    };
+    let info = scontrol
+        .show(&job.node)
+        .map_err(|e| errors.push(format!("cannot read node {} from Slurm: {e}", job.node)))
+        .ok();
+    let ctx = Context {
+        expect_gpus: job.expect_gpus,
+        job_gpus: job.job_gpus.clone(),
+        prolog: job.mode == Mode::Prolog,
+        node_without_jobs: job.mode == Mode::HealthCheck
+            && info.as_ref().is_some_and(|i| i.without_jobs()),
+    };
+    let findings = evaluate::evaluate(&snap, &st.critical, cfg, &ctx);
+    let reason = evaluate::drain_reason(&findings);
+    let (action, node_reason) = match info {
+        Some(info) => (
+            node::decide(&info, reason.as_deref(), job.mode == Mode::HealthCheck),
+            info.reason,
+        ),
+        None => (Action::Nothing, None),
+    };
+    if !job.dry_run {
+        if let Err(e) = scontrol.apply(&job.node, &action) {
+            errors.push(e);
+        }
+        if let Err(e) = state::save(&cfg.state_dir, &state_file, &st) {
+            errors.push(format!("cannot keep the state: {e}"));
+        }
+    }
+    let report = report(findings, &action, node_reason, warnings);
+    Ok(Outcome { report, errors })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x(seq: u64, usec: u64) -> Xid {
+        Xid {
+            seq,
+            usec,
+            pci: String::new(),
+            code: 79,
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_slot_reads_its_window_of_the_log() {
+        let all = || vec![x(1, 10_000_000), x(2, 100_000_000), x(3, 200_000_000)];
+        let seqs = |v: Vec<Xid>| v.iter().map(|x| x.seq).collect::<Vec<_>>();
+        // First run: everything since boot.
+        assert_eq!(seqs(new_xids(all(), None, None, None)), [1, 2, 3]);
+        // Health check: after the last run's position.
+        assert_eq!(seqs(new_xids(all(), Some(2), None, None)), [3]);
+        // Epilog: also since the job started (boot at 1000 s, job at 1100 s).
+        assert_eq!(
+            seqs(new_xids(all(), Some(3), Some(1100), Some(1000))),
+            [2, 3]
+        );
+        assert_eq!(
+            seqs(new_xids(all(), Some(3), Some(1300), Some(1000))),
+            Vec::<u64>::new()
+        );
+    }
+
+    #[test]
+    fn job_gpus() {
+        assert_eq!(parse_job_gpus("0,1,3"), Ok(vec![0, 1, 3]));
+        assert_eq!(parse_job_gpus(""), Ok(vec![]));
+        assert!(parse_job_gpus("0,gpu1").is_err());
+    }
+}

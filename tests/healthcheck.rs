@@ -1,0 +1,410 @@
+//! `ml-healthcheck` against the local cluster's real slurmctld and slurmd, with the GPUs
+//! replaced by snapshot files (the NVML path needs a GPU; see the README): what the admin
+//! sees in `sinfo`, the run's lines, the textfile, and the three slurmd slots.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use local_cluster::{cargo_artifact, Cluster, Options, CLUSTER_DIR_PLACEHOLDER};
+use serde_json::{json, Value};
+
+const HEALTHY: &str = include_str!("../helpers/ml-healthcheck/tests/fixtures/h100x8-healthy.json");
+const KMSG_XID79: &str = include_str!("../helpers/ml-healthcheck/tests/fixtures/kmsg-xid79");
+
+fn bin() -> PathBuf {
+    cargo_artifact("ml-healthcheck").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The config next to slurm.conf: state and kernel log inside the cluster directory.
+fn config_file() -> (String, String) {
+    (
+        "ml-healthcheck.json".into(),
+        format!(
+            "{{\"expect_gpus\": 8, \"state_dir\": \"{d}/mlhealth-state\", \"kmsg\": \"{d}/kmsg\"}}\n",
+            d = CLUSTER_DIR_PLACEHOLDER
+        ),
+    )
+}
+
+fn healthy() -> Value {
+    serde_json::from_str(HEALTHY).unwrap()
+}
+
+/// The healthy snapshot with one change.
+fn snapshot(change: impl FnOnce(&mut Value)) -> Value {
+    let mut v = healthy();
+    change(&mut v);
+    v
+}
+
+fn write(path: &Path, v: &Value) {
+    fs::write(path, v.to_string()).unwrap();
+}
+
+/// `sinfo`'s state and reason for a node, as an admin reads them.
+fn sinfo(c: &Cluster, node: &str) -> (String, String) {
+    let out = ok(c
+        .run("sinfo", ["-h", "-N", "-n", node, "-o", "%T|%E"])
+        .unwrap());
+    let text = stdout(&out);
+    let line = text.lines().next().unwrap_or("").to_string();
+    let (state, reason) = line.split_once('|').unwrap_or((&line, ""));
+    // A resumed node shows `idle*` (not responding) until slurmctld's next ping.
+    (state.trim_end_matches('*').to_string(), reason.to_string())
+}
+
+fn wait_for(
+    c: &Cluster,
+    node: &str,
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "{what}: not within {timeout:?}; sinfo: {:?}; slurmd log:\n{}\nslurmctld log:\n{}",
+        sinfo(c, node),
+        c.log(&format!("slurmd-{node}")),
+        c.log("slurmctld")
+    );
+}
+
+/// One run of the helper as root, as slurmd would start it for `node`.
+fn check(c: &Cluster, node: &str, snap: &Path, extra: &[&str]) -> std::process::Output {
+    let b = bin();
+    let mut args = vec!["--node", node, "--snapshot", snap.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    c.run(b.to_str().unwrap(), args).unwrap()
+}
+
+#[test]
+fn drains_with_its_prefix_keeps_an_admins_drain_and_resumes_its_own() {
+    let c = start(Options {
+        extra_files: vec![config_file()],
+        ..Options::default()
+    });
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let good = d.path().join("good.json");
+    let bad = d.path().join("bad.json");
+    write(&good, &healthy());
+    write(
+        &bad,
+        &snapshot(|v| v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)),
+    );
+
+    // A bad GPU drains the node, with a reason that says which GPU and why.
+    let out = ok(check(&c, "n2", &bad, &[]));
+    assert_eq!(
+        stdout(&out),
+        "ml-healthcheck: n2: DRAIN gpu1 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000001, 00000000:2A:00.0): 2 uncorrectable ECC errors since the last driver load\n\
+         ml-healthcheck: n2: 8 GPUs checked, 1 problem that drains the node; drained: mlhealth: gpu1 ecc uncorrectable=2\n"
+    );
+    assert_eq!(
+        sinfo(&c, "n2"),
+        (
+            "drained".into(),
+            "mlhealth: gpu1 ecc uncorrectable=2".into()
+        )
+    );
+    // Still bad: nothing changes; worse: the reason follows.
+    ok(check(&c, "n2", &bad, &[]));
+    let worse = d.path().join("worse.json");
+    write(
+        &worse,
+        &snapshot(|v| {
+            v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2);
+            v["gpus"][6]["remapped_rows_pending"] = json!(true);
+        }),
+    );
+    ok(check(&c, "n2", &worse, &[]));
+    assert_eq!(
+        sinfo(&c, "n2").1,
+        "mlhealth: gpu1 ecc uncorrectable=2, gpu6 row remap pending"
+    );
+
+    // An admin's drain is never overwritten, nor lifted.
+    ok(c.run(
+        "scontrol",
+        [
+            "update",
+            "NodeName=n3",
+            "State=DRAIN",
+            "Reason=admin: bad fan",
+        ],
+    )
+    .unwrap());
+    let out = ok(check(&c, "n3", &bad, &[]));
+    assert!(
+        stdout(&out).ends_with("; left as it is: drained by someone else (admin: bad fan)\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(sinfo(&c, "n3"), ("drained".into(), "admin: bad fan".into()));
+    ok(check(&c, "n3", &good, &[]));
+    assert_eq!(sinfo(&c, "n3"), ("drained".into(), "admin: bad fan".into()));
+
+    // Healthy again: its own drain is lifted.
+    let out = ok(check(&c, "n2", &good, &[]));
+    assert_eq!(
+        stdout(&out),
+        "ml-healthcheck: n2: 8 GPUs checked, healthy; resumed (was drained: mlhealth: gpu1 ecc uncorrectable=2, gpu6 row remap pending)\n"
+    );
+    assert_eq!(sinfo(&c, "n2"), ("idle".into(), "none".into()));
+
+    // --dry-run acts on nothing; --json says what it would do.
+    let out = ok(check(&c, "n1", &bad, &["--dry-run", "--json"]));
+    let j: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(j["action"], "drain");
+    assert_eq!(j["reason"], "mlhealth: gpu1 ecc uncorrectable=2");
+    assert_eq!(j["findings"][0]["check"], "ecc");
+    assert_eq!(j["findings"][0]["gpu"], 1);
+    assert_eq!(sinfo(&c, "n1").0, "idle");
+
+    // Fewer GPUs than the config expects, and --expect-gpus.
+    let seven = d.path().join("seven.json");
+    write(
+        &seven,
+        &snapshot(|v| {
+            v["gpus"].as_array_mut().unwrap().pop();
+        }),
+    );
+    let out = ok(check(&c, "n1", &seven, &["--dry-run"]));
+    assert!(
+        stdout(&out).contains("ml-healthcheck: n1: DRAIN NVML sees 7 GPUs, 8 expected\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = ok(check(
+        &c,
+        "n1",
+        &seven,
+        &["--dry-run", "--expect-gpus", "7"],
+    ));
+    assert!(
+        stdout(&out).ends_with("7 GPUs checked, healthy\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The textfile for node_exporter.
+    let prom = d.path().join("prom");
+    fs::create_dir(&prom).unwrap();
+    ok(check(
+        &c,
+        "n1",
+        &bad,
+        &["--dry-run", "--textfile", prom.to_str().unwrap()],
+    ));
+    let text = fs::read_to_string(prom.join("ml_healthcheck_n1.prom")).unwrap();
+    assert!(
+        text.contains("ml_healthcheck_findings{node=\"n1\",severity=\"drain\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("ml_healthcheck_finding{node=\"n1\",check=\"ecc\",gpu=\"1\",severity=\"drain\",reason=\"gpu1 ecc uncorrectable=2\"} 1\n"), "{text}");
+    assert!(
+        text.contains("ml_healthcheck_gpus{node=\"n1\"} 8\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_critical_xid_keeps_the_node_drained_until_it_reboots() {
+    let c = start(Options {
+        extra_files: vec![config_file()],
+        ..Options::default()
+    });
+    let kmsg = c.dir().join("kmsg");
+    fs::write(&kmsg, "6,1,100,-;Linux version 6.1.0-28-amd64\n").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let good = d.path().join("good.json");
+    write(&good, &healthy());
+    ok(check(&c, "n2", &good, &[]));
+    assert_eq!(sinfo(&c, "n2").0, "idle");
+
+    // XID 79 in the kernel log for the GPU at 0000:3a:00.
+    let mut log = fs::read_to_string(&kmsg).unwrap();
+    log.push_str(KMSG_XID79);
+    fs::write(&kmsg, &log).unwrap();
+    let out = ok(check(&c, "n2", &good, &[]));
+    assert!(
+        stdout(&out).contains("ml-healthcheck: n2: DRAIN gpu2 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000002, 00000000:3A:00.0): XID 79 in the kernel log (5824 s after boot): GPU has fallen off the bus.\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        sinfo(&c, "n2"),
+        ("drained".into(), "mlhealth: gpu2 xid79".into())
+    );
+    // The next run finds nothing new in the log, and the node stays drained: the GPU
+    // needs a reset or a reboot.
+    ok(check(&c, "n2", &good, &[]));
+    assert_eq!(
+        sinfo(&c, "n2"),
+        ("drained".into(), "mlhealth: gpu2 xid79".into())
+    );
+    // After a reboot (another boot id, a new kernel log) the node is resumed.
+    let state = c.dir().join("mlhealth-state/n2.json");
+    let mut s: Value = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(s["critical"][0]["code"], 79);
+    s["boot_id"] = json!("an-earlier-boot");
+    fs::write(&state, s.to_string()).unwrap();
+    fs::write(&kmsg, "6,1,100,-;Linux version 6.1.0-28-amd64\n").unwrap();
+    ok(check(&c, "n2", &good, &[]));
+    assert_eq!(sinfo(&c, "n2").0, "idle");
+}
+
+/// A wrapper in the slots (HealthCheckProgram takes no arguments) that picks a snapshot
+/// per slot and node: `<dir>/<SLURM_SCRIPT_CONTEXT or health>-<node>.json`, else healthy.
+/// It sets no PATH: slurmd gives HealthCheckProgram none, and the helper must cope.
+fn slot_wrapper(dir: &Path, conf: &Path) -> PathBuf {
+    let w = dir.join("mlhealth-slot");
+    fs::write(
+        &w,
+        format!(
+            "#!/bin/sh\n\
+             d={d}\n\
+             f=$d/${{SLURM_SCRIPT_CONTEXT:-health}}-$SLURMD_NODENAME.json\n\
+             [ -f \"$f\" ] || f=$d/healthy.json\n\
+             SLURM_CONF={conf} exec {bin} --snapshot \"$f\" --textfile $d/prom\n",
+            d = dir.display(),
+            conf = conf.display(),
+            bin = bin().display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&w, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(dir.join("prom")).unwrap();
+    write(&dir.join("healthy.json"), &healthy());
+    w
+}
+
+#[test]
+fn slurmd_runs_it_as_health_check_program() {
+    let d = tempfile::tempdir().unwrap();
+    let cluster_dir = d.path().join("cluster");
+    let w = slot_wrapper(d.path(), &cluster_dir.join("slurm.conf"));
+    let c = start(Options {
+        dir: Some(cluster_dir),
+        health_check: Some((w, 2)),
+        extra_files: vec![config_file()],
+        ..Options::default()
+    });
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    // After the start (which waits for every node to be idle): n3's NVLink 4 goes down.
+    write(
+        &d.path().join("health-n3.json"),
+        &snapshot(|v| v["gpus"][7]["nvlinks"][4]["active"] = json!(false)),
+    );
+    wait_for(
+        &c,
+        "n3",
+        "n3 drained by the health check",
+        Duration::from_secs(60),
+        || sinfo(&c, "n3") == ("drained".into(), "mlhealth: gpu7 nvlink4 down".into()),
+    );
+    let prom = fs::read_to_string(d.path().join("prom/ml_healthcheck_n3.prom")).unwrap();
+    assert!(
+        prom.contains("ml_healthcheck_drained_by_healthcheck{node=\"n3\"} 1\n"),
+        "{prom}"
+    );
+    assert_eq!(sinfo(&c, "n1").0, "idle");
+    // Repaired: the next run resumes it.
+    fs::remove_file(d.path().join("health-n3.json")).unwrap();
+    wait_for(&c, "n3", "n3 resumed", Duration::from_secs(60), || {
+        sinfo(&c, "n3").0 == "idle"
+    });
+}
+
+#[test]
+fn as_prolog_it_sends_the_job_elsewhere_and_as_epilog_it_drains_and_succeeds() {
+    let d = tempfile::tempdir().unwrap();
+    let cluster_dir = d.path().join("cluster");
+    let w = slot_wrapper(d.path(), &cluster_dir.join("slurm.conf"));
+    // n1: a process left on every GPU, seen by the prolog. n2: ECC errors after a job.
+    write(
+        &d.path().join("prolog_slurmd-n1.json"),
+        &snapshot(|v| {
+            for g in 0..8 {
+                v["gpus"][g]["compute_pids"] = json!([31337]);
+            }
+        }),
+    );
+    write(
+        &d.path().join("epilog_slurmd-n2.json"),
+        &snapshot(|v| v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)),
+    );
+    let c = start(Options {
+        dir: Some(cluster_dir),
+        prolog: Some(w.clone()),
+        epilog: Some(w),
+        extra_files: vec![config_file()],
+        ..Options::default()
+    });
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+
+    let job = c
+        .sbatch(
+            None,
+            &[
+                "-w",
+                "n1",
+                "--gpus-per-node=1",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "true",
+            ],
+        )
+        .unwrap();
+    wait_for(
+        &c,
+        "n1",
+        "n1 drained by the prolog",
+        Duration::from_secs(60),
+        || sinfo(&c, "n1").0 == "drained",
+    );
+    // Our reason, not Slurm's "Prolog error": slurmctld keeps the reason of a drained node.
+    let (_, reason) = sinfo(&c, "n1");
+    assert!(
+        reason.starts_with("mlhealth: gpu") && reason.ends_with(" busy") && !reason.contains(','),
+        "only the job's GPU: {reason}"
+    );
+    // The job did not run there; Slurm requeued it.
+    let state = c.job_field(job, "JobState").unwrap();
+    assert_eq!(
+        state.as_deref(),
+        Some("PENDING"),
+        "{:?}",
+        c.job_field(job, "Reason")
+    );
+
+    let job = c
+        .sbatch(None, &["-w", "n2", "-o", "/dev/null", "--wrap", "true"])
+        .unwrap();
+    assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
+    wait_for(
+        &c,
+        "n2",
+        "n2 drained by the epilog",
+        Duration::from_secs(60),
+        || {
+            sinfo(&c, "n2")
+                == (
+                    "drained".into(),
+                    "mlhealth: gpu1 ecc uncorrectable=2".into(),
+                )
+        },
+    );
+}
