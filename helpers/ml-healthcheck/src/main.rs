@@ -15,6 +15,7 @@ use ml_healthcheck::run::{self, Job};
 const USAGE: &str = "usage: ml-healthcheck [--mode health-check|prolog|epilog] [--node NAME]
                       [--config FILE] [--expect-gpus N] [--snapshot FILE]
                       [--save-snapshot FILE] [--json] [--textfile DIR] [--dry-run]
+                      [--no-slurm]
 
 Checks the node's NVIDIA GPUs through NVML (GPU count, lost GPUs, ECC, retired pages,
 row remapping, critical XIDs in the kernel log, PCIe links, NVLinks, temperature, and in
@@ -31,7 +32,8 @@ root-owned, not writable by others).
   --save-snapshot FILE  also write what NVML said, to replay it later
   --json                print the run as JSON instead of lines
   --textfile DIR        write ml_healthcheck_<node>.prom for node_exporter
-  --dry-run             change nothing in Slurm and keep no state";
+  --dry-run             change nothing in Slurm and keep no state
+  --no-slurm            judge and report only, ask Slurm nothing (implies --dry-run)";
 
 #[derive(Default)]
 struct Args {
@@ -44,6 +46,7 @@ struct Args {
     json: bool,
     textfile: Option<PathBuf>,
     dry_run: bool,
+    no_slurm: bool,
 }
 
 fn parse_mode(v: &str) -> Result<Mode, String> {
@@ -83,6 +86,10 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--json" => a.json = true,
             "--textfile" => a.textfile = Some(PathBuf::from(value()?)),
             "--dry-run" | "-n" => a.dry_run = true,
+            "--no-slurm" => {
+                a.no_slurm = true;
+                a.dry_run = true;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -166,6 +173,7 @@ fn main() -> ExitCode {
         job_start: env("SLURM_JOB_START_TIME").and_then(|v| v.parse().ok()),
         slurm_conf,
         dry_run: args.dry_run,
+        no_slurm: args.no_slurm,
     };
     let nvml = NvmlSource;
     let file;

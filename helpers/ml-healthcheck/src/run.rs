@@ -24,6 +24,8 @@ pub struct Job {
     pub job_start: Option<u64>,
     pub slurm_conf: Option<PathBuf>,
     pub dry_run: bool,
+    /// Judge and report only: ask Slurm nothing (a node outside Slurm, a benchmark).
+    pub no_slurm: bool,
 }
 
 /// `SLURM_JOB_GPUS`: `0,1,3`.
@@ -147,10 +149,14 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         program: node::find_scontrol(cfg.scontrol.as_deref()),
         slurm_conf: job.slurm_conf.clone(),
     };
-    let info = scontrol
-        .show(&job.node)
-        .map_err(|e| errors.push(format!("cannot read node {} from Slurm: {e}", job.node)))
-        .ok();
+    let info = if job.no_slurm {
+        None
+    } else {
+        scontrol
+            .show(&job.node)
+            .map_err(|e| errors.push(format!("cannot read node {} from Slurm: {e}", job.node)))
+            .ok()
+    };
     let ctx = Context {
         expect_gpus: job.expect_gpus,
         job_gpus: job.job_gpus.clone(),
