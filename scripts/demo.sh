@@ -26,6 +26,12 @@ target/debug/local-cluster start --dir "$DIR" "${accounting[@]}" \
   --epilog "$PWD/target/debug/ml-epilog" --file "ml-epilog.conf=$epilog_conf" >/dev/null
 rm -f "$epilog_conf"
 install -D -m 0755 target/debug/ipc-fixture "$DIR/bin/ipc-fixture"
+install -D -m 0755 target/debug/ml-healthcheck "$DIR/bin/ml-healthcheck"
+# GPU snapshots for ml-healthcheck (this machine has no GPU): a healthy 8x H100 node, and
+# the same with uncorrectable ECC errors on GPU 0.
+healthy=helpers/ml-healthcheck/tests/fixtures/h100x8-healthy.json
+install -m 0644 "$healthy" "$DIR/healthy.json"
+sed '0,/"ecc_volatile_uncorrected": 0/s//"ecc_volatile_uncorrected": 2/' "$healthy" > "$DIR/ecc.json"
 export SLURM_CONF="$DIR/slurm.conf"
 cd "$DIR/work"
 
@@ -75,6 +81,16 @@ until grep -q "job $job " "$DIR/log/ml-epilog.log" 2>/dev/null; do sleep 0.2; do
 show "cat leftovers.out"
 show "tail -n 1 $DIR/log/ml-epilog.log"
 show "echo after the job: \$(ipcs -m | grep -c mltest-de) shm segments, \$(ipcs -s | grep -c mltest-de) semaphore sets, \$(ipcs -q | grep -c mltest-de) message queues, \$(ls /dev/shm | grep -c nccl-demo) /dev/shm files"
+echo
+echo "== ml-healthcheck (HealthCheckProgram=, Prolog=, Epilog=) drains a node whose GPU went bad ..."
+show "$DIR/bin/ml-healthcheck --node n2 --snapshot $DIR/ecc.json"
+show "sinfo -R -o '%50E %N'"
+echo
+echo "== ... never touches an admin's drain, and resumes its own once every check passes"
+show "scontrol update NodeName=n3 State=DRAIN Reason='admin: fan replaced tomorrow'"
+show "$DIR/bin/ml-healthcheck --node n3 --snapshot $DIR/ecc.json"
+show "$DIR/bin/ml-healthcheck --node n2 --snapshot $DIR/healthy.json"
+show "sinfo -R -o '%50E %N'; scontrol update NodeName=n3 State=RESUME"
 if [ "${#accounting[@]}" -gt 0 ]; then
   echo
   echo "== Accounting through slurmdbd and MariaDB"
