@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::snapshot::strip_position;
+use crate::snapshot::json_error;
 
 pub const FILE_NAME: &str = "ml-healthcheck.json";
 pub const DEFAULT_DIR: &str = "/etc/slurm";
@@ -71,14 +71,7 @@ impl Default for Config {
 
 impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Config, String> {
-        let c: Config = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "{origin}: line {}, column {}: {}",
-                e.line(),
-                e.column(),
-                strip_position(&e.to_string())
-            )
-        })?;
+        let c: Config = serde_json::from_str(text).map_err(|e| json_error(origin, &e))?;
         if c.retired_pages_limit == 0 {
             return Err(format!(
                 "{origin}: retired_pages_limit must be at least 1 (0 would drain every GPU)"

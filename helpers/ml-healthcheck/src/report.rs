@@ -1,8 +1,6 @@
 //! What a run tells: one human line per finding and a summary, a JSON document, and a
 //! Prometheus textfile for node_exporter's textfile collector.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -165,23 +163,9 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Writes `ml_healthcheck.prom` in `dir` the way the textfile collector needs: a new file
-/// renamed into place, so node_exporter never reads half of one.
+/// Writes `ml_healthcheck_<node>.prom` in `dir`, renamed into place so node_exporter never
+/// reads half of one.
 pub fn write_textfile(dir: &Path, node: &str, text: &str) -> Result<(), String> {
     let name = format!("ml_healthcheck_{}.prom", node.replace(['/', '.'], "_"));
-    let file = dir.join(&name);
-    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        std::fs::rename(&tmp, &file)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", file.display())
-    })
+    crate::state::write_atomically(&dir.join(name), text.as_bytes(), 0o644)
 }

@@ -119,14 +119,7 @@ pub fn pci_key(s: &str) -> Option<(u32, u32, u32)> {
 
 impl Snapshot {
     pub fn from_json(text: &str, origin: &str) -> Result<Snapshot, String> {
-        serde_json::from_str(text).map_err(|e| {
-            format!(
-                "{origin}: line {}, column {}: {}",
-                e.line(),
-                e.column(),
-                strip_position(&e.to_string())
-            )
-        })
+        serde_json::from_str(text).map_err(|e| json_error(origin, &e))
     }
 
     pub fn to_json(&self) -> String {
@@ -143,9 +136,11 @@ impl Snapshot {
     }
 }
 
-/// serde_json appends " at line L column C"; the caller puts the position first.
-pub fn strip_position(msg: &str) -> &str {
-    msg.rfind(" at line ").map(|i| &msg[..i]).unwrap_or(msg)
+/// `ORIGIN: line L, column C: what is wrong` (serde_json puts the position last).
+pub fn json_error(origin: &str, e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.rfind(" at line ").map(|i| &msg[..i]).unwrap_or(&msg);
+    format!("{origin}: line {}, column {}: {msg}", e.line(), e.column())
 }
 
 #[cfg(test)]

@@ -90,15 +90,25 @@ pub fn save(dir: &Path, file: &Path, state: &State) -> Result<(), String> {
         return Err(format!("{} is not a directory", dir.display()));
     }
     trusted_config::check(meta.uid(), meta.mode(), dir)?;
-    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
     let text = serde_json::to_string(state).map_err(|e| e.to_string())?;
+    write_atomically(file, text.as_bytes(), 0o600)
+}
+
+/// Writes `file` as a new file beside it renamed over it: a reader (the next run,
+/// node_exporter) sees the old content or the new, never half of one.
+pub fn write_atomically(file: &Path, content: &[u8], mode: u32) -> Result<(), String> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = file.with_file_name(format!(".{name}.{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
+        f.write_all(content)?;
         f.sync_all()?;
         std::fs::rename(&tmp, file)
     };
