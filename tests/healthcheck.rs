@@ -261,6 +261,18 @@ fn a_critical_xid_keeps_the_node_drained_until_it_reboots() {
         sinfo(&c, "n2"),
         ("drained".into(), "mlhealth: gpu2 xid79".into())
     );
+    // An admin who reset the GPU without a reboot says so; the next run resumes the node.
+    ok(check(&c, "n2", &good, &["--forget-xids"]));
+    assert_eq!(sinfo(&c, "n2").0, "idle");
+    // A new XID 79 in the log drains it again.
+    log.push_str(&KMSG_XID79.replace("4,1931,", "4,1990,"));
+    fs::write(&kmsg, &log).unwrap();
+    ok(check(&c, "n2", &good, &[]));
+    assert_eq!(
+        sinfo(&c, "n2"),
+        ("drained".into(), "mlhealth: gpu2 xid79".into())
+    );
+
     // After a reboot (another boot id, a new kernel log) the node is resumed.
     let state = c.dir().join("mlhealth-state/n2.json");
     let mut s: Value = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();

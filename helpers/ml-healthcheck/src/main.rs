@@ -15,7 +15,7 @@ use ml_healthcheck::run::{self, Job};
 const USAGE: &str = "usage: ml-healthcheck [--mode health-check|prolog|epilog] [--node NAME]
                       [--config FILE] [--expect-gpus N] [--snapshot FILE]
                       [--save-snapshot FILE] [--json] [--textfile DIR] [--dry-run]
-                      [--no-slurm]
+                      [--no-slurm] [--forget-xids]
 
 Checks the node's NVIDIA GPUs through NVML (GPU count, lost GPUs, ECC, retired pages,
 row remapping, critical XIDs in the kernel log, PCIe links, NVLinks, temperature, and in
@@ -33,7 +33,9 @@ root-owned, not writable by others).
   --json                print the run as JSON instead of lines
   --textfile DIR        write ml_healthcheck_<node>.prom for node_exporter
   --dry-run             change nothing in Slurm and keep no state
-  --no-slurm            judge and report only, ask Slurm nothing (implies --dry-run)";
+  --no-slurm            judge and report only, ask Slurm nothing (implies --dry-run)
+  --forget-xids         forget the critical XIDs seen since boot (after a GPU reset
+                        without a reboot; they otherwise keep the node drained)";
 
 #[derive(Default)]
 struct Args {
@@ -47,6 +49,7 @@ struct Args {
     textfile: Option<PathBuf>,
     dry_run: bool,
     no_slurm: bool,
+    forget_xids: bool,
 }
 
 fn parse_mode(v: &str) -> Result<Mode, String> {
@@ -86,6 +89,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--json" => a.json = true,
             "--textfile" => a.textfile = Some(PathBuf::from(value()?)),
             "--dry-run" | "-n" => a.dry_run = true,
+            "--forget-xids" => a.forget_xids = true,
             "--no-slurm" => {
                 a.no_slurm = true;
                 a.dry_run = true;
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
         slurm_conf,
         dry_run: args.dry_run,
         no_slurm: args.no_slurm,
+        forget_xids: args.forget_xids,
     };
     let nvml = NvmlSource;
     let file;

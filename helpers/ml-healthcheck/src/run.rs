@@ -26,6 +26,9 @@ pub struct Job {
     pub dry_run: bool,
     /// Judge and report only: ask Slurm nothing (a node outside Slurm, a benchmark).
     pub no_slurm: bool,
+    /// Drop the critical XIDs remembered since boot (the admin reset the GPU without a
+    /// reboot); XIDs logged after the last run still count.
+    pub forget_xids: bool,
 }
 
 /// `SLURM_JOB_GPUS`: `0,1,3`.
@@ -129,6 +132,9 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
     let state_file = state::path(&cfg.state_dir, &job.node);
     let (mut st, warn) = state::load(&state_file, &boot);
     warnings.extend(warn);
+    if job.forget_xids {
+        st.critical.clear();
+    }
     match kmsg::scan(&cfg.kmsg) {
         Ok(scan) => {
             let fresh = new_xids(scan.xids, st.last_seq, job.job_start, boot_time());
