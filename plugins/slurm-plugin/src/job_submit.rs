@@ -258,7 +258,17 @@ pub unsafe fn run_call<P: JobSubmitPlugin>(
         }
     });
     let rejection = match outcome {
-        Ok(Ok(())) => return crate::rc::SUCCESS,
+        Ok(Ok(())) => {
+            if matches!(call, Call::Modify) {
+                // Slurm's job update (22.05 to 25.11, `_update_job`) returns `errno` as its
+                // error code when a partition change finds no association, as on every
+                // cluster without accounting; an `errno` left by slurmctld's own socket I/O
+                // (EAGAIN) then fails an update we accepted with "Resource temporarily
+                // unavailable". Nothing after us reads errno otherwise: hand back a clean one.
+                guard::set_errno(0);
+            }
+            return crate::rc::SUCCESS;
+        }
         Ok(Err(rejection)) => rejection,
         Err(_panicked) => Rejection::new(crate::rc::ERROR, internal_error_message(prefix)),
     };
@@ -390,3 +400,7 @@ macro_rules! __export_job_modify {
         }
     };
 }
+
+#[cfg(test)]
+#[path = "tests/job_submit.rs"]
+mod tests;
