@@ -20,9 +20,9 @@ const USAGE: &str = "usage: ml-healthcheck [--mode health-check|prolog|epilog] [
 Checks the node's NVIDIA GPUs through NVML (GPU count, lost GPUs, ECC, retired pages,
 row remapping, critical XIDs in the kernel log, PCIe links, NVLinks, temperature, and in
 the prolog processes already on the job's GPUs). A problem drains the node in Slurm with a
-reason starting 'mlhealth:'; the node is resumed when every check passes again. Another
-drain (an admin's) is never changed. As Prolog it exits 1 on a problem so the job goes
-elsewhere; as HealthCheckProgram and Epilog it exits 0.
+reason starting 'mlhealth:'; the health check resumes it when every check passes again.
+Another drain (an admin's) is never changed. As Prolog it exits 1 on a problem so the job
+goes elsewhere; as HealthCheckProgram and Epilog it exits 0.
 
 The mode comes from SLURM_SCRIPT_CONTEXT (prolog_slurmd, epilog_slurmd), else
 health-check; the node from SLURMD_NODENAME. Settings: --config FILE, else
