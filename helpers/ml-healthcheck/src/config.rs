@@ -39,6 +39,9 @@ pub struct Config {
     pub pcie_gen: bool,
     /// Warn at or above the GPU's slowdown temperature.
     pub temperature: bool,
+    /// Warn when the clocks are held down by hardware (`hw_slowdown`, `hw_thermal_slowdown`,
+    /// `hw_power_brake_slowdown`): a failing fan, power supply or board, not the workload.
+    pub hw_throttle: bool,
     /// Where the kernel log is read (`/dev/kmsg`; a file of records for replay).
     pub kmsg: PathBuf,
     /// Where the last run's position in the kernel log and the critical XIDs seen since
@@ -62,6 +65,7 @@ impl Default for Config {
             pcie_width: true,
             pcie_gen: false,
             temperature: true,
+            hw_throttle: true,
             kmsg: PathBuf::from("/dev/kmsg"),
             state_dir: PathBuf::from("/run/ml-healthcheck"),
             scontrol: None,

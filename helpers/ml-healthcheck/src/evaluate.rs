@@ -288,6 +288,22 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
             }
         }
     }
+    if cfg.hw_throttle {
+        let hw: Vec<&str> = g
+            .throttle_reasons
+            .iter()
+            .map(String::as_str)
+            .filter(|r| r.starts_with("hw_"))
+            .collect();
+        if !hw.is_empty() {
+            out.add(
+                Warn,
+                "throttle",
+                &format!("throttle {}", hw.join("+")),
+                format!("clocks held down by hardware: {}", hw.join(", ")),
+            );
+        }
+    }
     if !g.compute_pids.is_empty() {
         let mine = g.minor.unwrap_or(g.index);
         let pids: Vec<String> = g.compute_pids.iter().map(u32::to_string).collect();

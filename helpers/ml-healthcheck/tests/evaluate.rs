@@ -335,3 +335,31 @@ fn a_health_check_finds_leftover_processes_on_a_node_without_jobs() {
         f[0].detail
     );
 }
+
+#[test]
+fn hardware_throttling_warns_and_the_power_cap_does_not() {
+    let cfg = Config::default();
+    assert_eq!(
+        check(&with(3, "throttle_reasons", json!(["sw_power_cap"])), &cfg),
+        vec![]
+    );
+    assert_eq!(
+        check(
+            &with(
+                3,
+                "throttle_reasons",
+                json!(["hw_slowdown", "hw_power_brake_slowdown", "sw_power_cap"])
+            ),
+            &cfg
+        ),
+        vec![w("gpu3 throttle hw_slowdown+hw_power_brake_slowdown")]
+    );
+    let off = Config {
+        hw_throttle: false,
+        ..Config::default()
+    };
+    assert_eq!(
+        check(&with(3, "throttle_reasons", json!(["hw_slowdown"])), &off),
+        vec![]
+    );
+}
