@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use ml_epilog::config::{self, Config};
 use ml_epilog::run::{self, Job};
+use node_log::env;
 
 const USAGE: &str = "usage: ml-epilog [--dry-run] [--config FILE] [--uid UID] [--min-uid UID]
                  [--pattern GLOB]... [--no-sem] [--no-msg] [--no-files] [--shm-dir DIR]
@@ -65,10 +66,6 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         a.settings.push(("patterns".into(), patterns.join(",")));
     }
     Ok(a)
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn main() -> ExitCode {

@@ -7,7 +7,7 @@
 //! - something that disappeared on its own is not an error.
 
 use std::collections::HashSet;
-use std::ffi::{CStr, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
@@ -298,14 +298,7 @@ impl ShmDir {
 
 /// Writes one line to syslog (facility daemon, tag ml-epilog).
 pub fn syslog(priority: libc::c_int, line: &str) {
-    let text = std::ffi::CString::new(line.replace('\0', " ")).unwrap_or_default();
-    const TAG: &CStr = c"ml-epilog";
-    // SAFETY: constant tag and "%s" format with one valid C string.
-    unsafe {
-        libc::openlog(TAG.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON);
-        libc::syslog(priority, c"%s".as_ptr(), text.as_ptr());
-        libc::closelog();
-    }
+    node_log::syslog("ml-epilog", priority, line);
 }
 
 #[cfg(test)]

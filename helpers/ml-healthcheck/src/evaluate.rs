@@ -23,6 +23,17 @@ pub enum Mode {
     Epilog,
 }
 
+impl Mode {
+    /// The slot's name, as `--mode` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::HealthCheck => "health-check",
+            Mode::Prolog => "prolog",
+            Mode::Epilog => "epilog",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub severity: Severity,

@@ -11,6 +11,7 @@ use ml_healthcheck::evaluate::Mode;
 use ml_healthcheck::gather::{GpuSource, NvmlSource, SnapshotFile};
 use ml_healthcheck::report;
 use ml_healthcheck::run::{self, Job};
+use node_log::env;
 
 const USAGE: &str = "usage: ml-healthcheck [--mode health-check|prolog|epilog] [--node NAME]
                       [--config FILE] [--expect-gpus N] [--snapshot FILE]
@@ -98,10 +99,6 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         }
     }
     Ok(a)
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn hostname() -> Option<String> {
@@ -209,6 +206,20 @@ fn main() -> ExitCode {
     let mut code = outcome.exit_code();
     for e in &outcome.errors {
         eprintln!("ml-healthcheck: {}: error: {e}", r.node);
+        node_log::syslog("ml-healthcheck", libc::LOG_ERR, &format!("{}: {e}", r.node));
+    }
+    // What it did to the node goes to syslog too: slurmd keeps a helper's output only when
+    // it fails. A run that changed nothing writes nothing there.
+    if !r.dry_run {
+        let priority = match r.action {
+            "drain" | "update-reason" => Some(libc::LOG_WARNING),
+            "resume" => Some(libc::LOG_INFO),
+            _ => None,
+        };
+        if let (Some(p), Some(summary)) = (priority, r.human().last()) {
+            let line = summary.trim_start_matches("ml-healthcheck: ");
+            node_log::syslog("ml-healthcheck", p, &format!("{line} ({})", r.mode.name()));
+        }
     }
     if let Some(dir) = &args.textfile {
         let now = SystemTime::now()
