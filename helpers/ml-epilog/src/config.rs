@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 /// Where the config is looked for when `--config` is not given: next to the slurm.conf
 /// slurmd uses (`$SLURM_CONF`, set in the epilog environment), then /etc/slurm.
 pub const DEFAULT_NAME: &str = "ml-epilog.conf";
-pub const DEFAULT_DIR: &str = "/etc/slurm";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -147,13 +146,7 @@ pub fn load_file(cfg: &mut Config, path: &Path) -> Result<(), ConfigError> {
 
 /// The config file to read when none is named: next to `$SLURM_CONF`, then /etc/slurm.
 pub fn default_path(slurm_conf: Option<&Path>, exists: impl Fn(&Path) -> bool) -> Option<PathBuf> {
-    let beside = slurm_conf
-        .and_then(|c| c.parent())
-        .map(|d| d.join(DEFAULT_NAME));
-    beside
-        .into_iter()
-        .chain(std::iter::once(Path::new(DEFAULT_DIR).join(DEFAULT_NAME)))
-        .find(|p| exists(p))
+    trusted_config::beside_slurm_conf(DEFAULT_NAME, slurm_conf, exists)
 }
 
 /// Shell-style glob with `*` and `?` (no classes), on the whole name.

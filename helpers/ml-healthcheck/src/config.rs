@@ -10,7 +10,6 @@ use serde::Deserialize;
 use crate::snapshot::json_error;
 
 pub const FILE_NAME: &str = "ml-healthcheck.json";
-pub const DEFAULT_DIR: &str = "/etc/slurm";
 
 /// XIDs that mean the GPU needs a reset or a reboot (or is gone): 48 double-bit ECC, 64 ECC
 /// page retirement or row remapping failure, 74 NVLink error, 79 fallen off the bus, 95
@@ -85,20 +84,15 @@ impl Config {
     }
 
     /// `--config FILE` (must exist), else `ml-healthcheck.json` next to `slurm_conf`, else
-    /// in /etc/slurm; a default file that is absent means the built-in defaults.
+    /// in /etc/slurm; none there means the built-in defaults.
     pub fn load(explicit: Option<&Path>, slurm_conf: Option<&Path>) -> Result<Config, String> {
         if let Some(p) = explicit {
             return Config::parse(&trusted_config::read(p)?, &p.display().to_string());
         }
-        let dir = slurm_conf
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
-        let p = dir.join(FILE_NAME);
-        if !p.exists() {
-            return Ok(Config::default());
+        match trusted_config::beside_slurm_conf(FILE_NAME, slurm_conf, Path::exists) {
+            Some(p) => Config::parse(&trusted_config::read(&p)?, &p.display().to_string()),
+            None => Ok(Config::default()),
         }
-        Config::parse(&trusted_config::read(&p)?, &p.display().to_string())
     }
 }
 

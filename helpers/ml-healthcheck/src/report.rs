@@ -167,5 +167,5 @@ fn escape(v: &str) -> String {
 /// reads half of one.
 pub fn write_textfile(dir: &Path, node: &str, text: &str) -> Result<(), String> {
     let name = format!("ml_healthcheck_{}.prom", node.replace(['/', '.'], "_"));
-    crate::state::write_atomically(&dir.join(name), text.as_bytes(), 0o644)
+    trusted_config::write_atomically(&dir.join(name), text.as_bytes(), 0o644)
 }

@@ -4,8 +4,7 @@
 //! stops seeing it as new. Kept per node name (several slurmd may share a host), written by
 //! root into a root-only directory, read back only if root owns it.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -91,31 +90,7 @@ pub fn save(dir: &Path, file: &Path, state: &State) -> Result<(), String> {
     }
     trusted_config::check(meta.uid(), meta.mode(), dir)?;
     let text = serde_json::to_string(state).map_err(|e| e.to_string())?;
-    write_atomically(file, text.as_bytes(), 0o600)
-}
-
-/// Writes `file` as a new file beside it renamed over it: a reader (the next run,
-/// node_exporter) sees the old content or the new, never half of one.
-pub fn write_atomically(file: &Path, content: &[u8], mode: u32) -> Result<(), String> {
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = file.with_file_name(format!(".{name}.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(content)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", file.display())
-    })
+    trusted_config::write_atomically(file, text.as_bytes(), 0o600)
 }
 
 #[cfg(test)]

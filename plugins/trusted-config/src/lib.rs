@@ -1,11 +1,54 @@
 //! Config files that steer root code (slurmstepd's SPANK plugins, slurmctld's job_submit
 //! plugin, root-run node helpers) are used only when root owns them and neither group nor
 //! others can write them; otherwise anyone who can edit the file controls what root does.
-//! One check, one wording, for every such file of the project.
+//! One check, one wording, for every such file of the project; one rule for where such a
+//! file is looked for; one way to write one.
 
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Where Slurm's own config lives when nothing says otherwise.
+pub const SLURM_CONF_DIR: &str = "/etc/slurm";
+
+/// The file `name` an admin put beside slurm.conf: in `slurm_conf`'s directory, else in
+/// /etc/slurm; the first that `exists`. Every config of the project is found this way.
+pub fn beside_slurm_conf(
+    name: &str,
+    slurm_conf: Option<&Path>,
+    exists: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    slurm_conf
+        .and_then(Path::parent)
+        .map(|d| d.join(name))
+        .into_iter()
+        .chain(std::iter::once(Path::new(SLURM_CONF_DIR).join(name)))
+        .find(|p| exists(p))
+}
+
+/// Writes `file` as a new file beside it, renamed over it: a reader (the next run, the
+/// next slurmctld, node_exporter) sees the old content or the new, never half of one.
+pub fn write_atomically(file: &Path, content: &[u8], mode: u32) -> Result<(), String> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = file.with_file_name(format!(".{name}.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(content)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", file.display())
+    })
+}
 
 /// Why a file with this owner and mode is refused, or `Ok`.
 pub fn check(uid: u32, mode: u32, path: &Path) -> Result<(), String> {
@@ -58,6 +101,43 @@ mod tests {
             Err("/etc/slurm/x.conf is writable by group or others (mode 664): refusing it (chmod go-w /etc/slurm/x.conf)".into())
         );
         assert!(check(0, 0o100646, p).is_err());
+    }
+
+    #[test]
+    fn found_beside_slurm_conf_then_in_etc_slurm() {
+        let conf = Some(Path::new("/tmp/c/slurm.conf"));
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(
+            beside_slurm_conf("x.conf", conf, |_| true),
+            p("/tmp/c/x.conf")
+        );
+        let only_etc = |f: &Path| f.starts_with("/etc");
+        assert_eq!(
+            beside_slurm_conf("x.conf", conf, only_etc),
+            p("/etc/slurm/x.conf")
+        );
+        assert_eq!(
+            beside_slurm_conf("x.conf", None, |_| true),
+            p("/etc/slurm/x.conf")
+        );
+        assert_eq!(beside_slurm_conf("x.conf", conf, |_| false), None);
+    }
+
+    #[test]
+    fn writes_whole_files_with_their_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("state.json");
+        write_atomically(&f, b"one", 0o600).unwrap();
+        write_atomically(&f, b"two", 0o600).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"two");
+        assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+        let e = write_atomically(&d.path().join("no/such/dir"), b"x", 0o600).unwrap_err();
+        assert!(e.starts_with("cannot write "), "{e}");
     }
 
     #[test]

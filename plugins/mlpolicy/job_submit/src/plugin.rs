@@ -29,11 +29,16 @@ struct Holder {
     seen: Option<i64>,
 }
 
-/// `mlpolicy.json` next to the slurm.conf slurmctld uses.
+/// `mlpolicy.json` next to the slurm.conf slurmctld uses, else in /etc/slurm; when there is
+/// none, the first of those (where the refusal's log line sends the admin).
 fn policy_path() -> PathBuf {
-    conf::path()
-        .and_then(|p| p.parent().map(|d| d.join(FILE_NAME)))
-        .unwrap_or_else(|| PathBuf::from("/etc/slurm").join(FILE_NAME))
+    let slurm_conf = conf::path();
+    let beside = |exists: fn(&Path) -> bool| {
+        trusted_config::beside_slurm_conf(FILE_NAME, slurm_conf.as_deref(), exists)
+    };
+    beside(Path::exists)
+        .or_else(|| beside(|_| true))
+        .unwrap_or_else(|| PathBuf::from(FILE_NAME))
 }
 
 fn uid_of(name: &str) -> Option<u32> {
@@ -43,10 +48,12 @@ fn uid_of(name: &str) -> Option<u32> {
         .map(|u| u.uid.as_raw())
 }
 
-/// The policy steers what slurmctld accepts: root-owned, writable by no one else.
-fn load(path: &Path) -> Result<Policy, String> {
+/// The policy steers what slurmctld accepts: root-owned, writable by no one else. Returns
+/// the text too, the one copy kept as the last good policy.
+fn load(path: &Path) -> Result<(Policy, String), String> {
     let text = trusted_config::read(path)?;
-    Policy::parse(&text, &path.display().to_string(), &uid_of).map_err(|e| e.0)
+    let policy = Policy::parse(&text, &path.display().to_string(), &uid_of).map_err(|e| e.0)?;
+    Ok((policy, text))
 }
 
 /// The last policy that loaded, kept in StateSaveLocation: from 23.11 `scontrol
@@ -60,22 +67,17 @@ impl Holder {
     fn reload(&mut self, now: Option<i64>) {
         self.seen = now;
         match load(&self.path) {
-            Ok(p) => {
+            Ok((p, text)) => {
                 tracing::info!(
                     "loaded {}: {} partition rule set(s)",
                     self.path.display(),
                     p.partitions.len()
                 );
                 self.policy = Some(Arc::new(p));
-                if let (Some(copy), Ok(text)) = (last_good_path(), std::fs::read(&self.path)) {
-                    let tmp = copy.with_extension("tmp");
-                    if let Err(e) =
-                        std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &copy))
+                if let Some(copy) = last_good_path() {
+                    if let Err(e) = trusted_config::write_atomically(&copy, text.as_bytes(), 0o600)
                     {
-                        tracing::error!(
-                            "cannot keep a copy of the policy in {}: {e}",
-                            copy.display()
-                        );
+                        tracing::error!("cannot keep a copy of the policy: {e}");
                     }
                 }
             }
