@@ -91,20 +91,23 @@ fn mlenv_exports_only_its_hooks() {
     assert!(!dynamic_symbols("libspank_mlenv.so", false).contains("slurm_conf_get_address"));
 }
 
+/// What slurmctld looks up in a job_submit plugin, and all such a plugin exports.
+const JOB_SUBMIT_INTERFACE: &[&str] = &[
+    "fini",
+    "init",
+    "job_modify",
+    "job_submit",
+    "plugin_name",
+    "plugin_type",
+    "plugin_version",
+];
+
 /// mlpolicy: the job_submit interface only; `slurm_conf` is looked up at run time.
 #[test]
 fn mlpolicy_exports_the_job_submit_interface() {
     assert_eq!(
         dynamic_symbols("libjob_submit_mlpolicy.so", true),
-        set(&[
-            "fini",
-            "init",
-            "job_modify",
-            "job_submit",
-            "plugin_name",
-            "plugin_type",
-            "plugin_version"
-        ])
+        set(JOB_SUBMIT_INTERFACE)
     );
     assert!(!dynamic_symbols("libjob_submit_mlpolicy.so", false).contains("slurm_conf"));
 }
@@ -113,15 +116,7 @@ fn mlpolicy_exports_the_job_submit_interface() {
 fn job_submit_plugin_exports_the_job_submit_interface() {
     assert_eq!(
         dynamic_symbols("libjob_submit_selftest.so", true),
-        set(&[
-            "fini",
-            "init",
-            "job_modify",
-            "job_submit",
-            "plugin_name",
-            "plugin_type",
-            "plugin_version"
-        ])
+        set(JOB_SUBMIT_INTERFACE)
     );
 }
 

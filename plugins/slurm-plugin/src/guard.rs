@@ -66,9 +66,9 @@ pub(crate) fn set_errno(value: c_int) {
 /// Runs `body`, catching any panic. Returns the body's value, or [`Panicked`] after logging
 /// `"<prefix>: <entry>: internal error (panic): <message>"` at error level.
 ///
-/// `errno` is left as the caller had it: Slurm reads it after some calls without setting it
-/// first (24.11's job update takes a stale `errno` as its error code when a partition change
-/// finds no association), so a futex wait or a failed stat in the plugin must not leak out.
+/// `errno` is left as the caller had it: a futex wait or a failed stat in the plugin must not
+/// leak into the daemon, which reads `errno` after some calls without setting it first (see
+/// `job_submit::run_call` for the one place where a clean 0 is handed back instead).
 pub fn catch<T>(entry: &str, body: impl FnOnce() -> T) -> Result<T, Panicked> {
     let saved_errno = errno();
     let result = catch_inner(entry, body);

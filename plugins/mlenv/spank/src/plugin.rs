@@ -220,9 +220,16 @@ impl Active {
             ),
         };
         Err(SpankError::new(format!(
-            "{what}: no profile {name:?} on this cluster (profiles: {})",
-            self.config.profiles.names().join(", ")
+            "{what}: {}",
+            self.unknown_profile(name)
         )))
+    }
+
+    fn unknown_profile(&self, name: &str) -> String {
+        format!(
+            "no profile {name:?} on this cluster (profiles: {})",
+            self.config.profiles.names().join(", ")
+        )
     }
 
     fn plan_fabric(&self, node: &mut NodeState, spank: &Spank) -> SpankResult<()> {
@@ -230,10 +237,7 @@ impl Active {
         let named = node.choices.profile.as_deref();
         let Some((name, profile)) = self.config.profiles.choose(named, detected.fabric) else {
             return match named {
-                Some(n) => Err(SpankError::new(format!(
-                    "no profile {n:?} on this cluster (profiles: {})",
-                    self.config.profiles.names().join(", ")
-                ))),
+                Some(n) => Err(SpankError::new(self.unknown_profile(n))),
                 None => Ok(()), // no profile for this fabric: nothing to apply
             };
         };
