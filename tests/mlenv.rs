@@ -256,20 +256,12 @@ srun -N1 bash -c 'echo "exported MASTER_PORT=$MASTER_PORT"'
 "#,
     )
     .unwrap();
-    let out_file = c.work_dir().join("mlenv-batch.out");
-    let job = c
-        .sbatch(
-            Some(&user),
-            &[
-                "-N2",
-                "-o",
-                out_file.to_str().unwrap(),
-                script.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
-    assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
-    let text = std::fs::read_to_string(&out_file).unwrap();
+    let (job, text) = run_batch(
+        &c,
+        &user,
+        "mlenv-batch.out",
+        &["-N2", script.to_str().unwrap()],
+    );
     assert!(
         text.contains(&format!(
             "batch MASTER_ADDR=n1 MASTER_PORT={} RANK=unset\n",
@@ -301,24 +293,17 @@ srun -N1 bash -c 'echo "exported MASTER_PORT=$MASTER_PORT"'
     assert!(text.contains("exported MASTER_PORT=4444\n"), "{text}");
 
     // `sbatch --mlenv=off` reaches the steps the script starts.
-    let out_file = c.work_dir().join("mlenv-off.out");
-    let job = c
-        .sbatch(
-            Some(&user),
-            &[
-                "--mlenv=off",
-                "-o",
-                out_file.to_str().unwrap(),
-                "--wrap",
-                "echo batch=${MASTER_ADDR-unset}; srun bash -c 'echo step=${MASTER_ADDR-unset} ${RANK-unset}'",
-            ],
-        )
-        .unwrap();
-    assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
-    assert_eq!(
-        std::fs::read_to_string(&out_file).unwrap(),
-        "batch=unset\nstep=unset unset\n"
+    let (_, text) = run_batch(
+        &c,
+        &user,
+        "mlenv-off.out",
+        &[
+            "--mlenv=off",
+            "--wrap",
+            "echo batch=${MASTER_ADDR-unset}; srun bash -c 'echo step=${MASTER_ADDR-unset} ${RANK-unset}'",
+        ],
     );
+    assert_eq!(text, "batch=unset\nstep=unset unset\n");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use local_cluster::{cargo_artifact, Cluster, Options, SpankPlugin};
+use local_cluster::{cargo_artifact, Cluster, Options, SpankPlugin, User};
 
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -27,6 +27,17 @@ pub fn ok(o: Output) -> Output {
         stderr(&o)
     );
     o
+}
+
+/// Submits a batch job with `-o <work dir>/<out_name>` added, waits for it to complete and
+/// returns its id and its output.
+pub fn run_batch(c: &Cluster, user: &User, out_name: &str, args: &[&str]) -> (u32, String) {
+    let out_file = c.work_dir().join(out_name);
+    let mut all = vec!["-o", out_file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let job = c.sbatch(Some(user), &all).unwrap();
+    assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
+    (job, std::fs::read_to_string(&out_file).unwrap())
 }
 
 pub fn start(opts: Options) -> Cluster {
