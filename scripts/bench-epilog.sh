@@ -6,6 +6,7 @@
 #   ./scripts/bench-epilog.sh [RUNS]        (default 11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 RUNS=${1:-11}
 SEGMENTS=1000
 FILES=200
@@ -43,13 +44,6 @@ left() {  # objects of the user still there after a run
   n=$(awk -v u="$uid" 'NR > 1 && $8 == u' /proc/sysvipc/shm | wc -l)
   echo $((n + $(find /dev/shm -maxdepth 1 -user "$uid" | wc -l)))
 }
-time_ms() {  # runs "$@" once, prints its wall time in ms (no fork for the clock)
-  local t0=$EPOCHREALTIME
-  "$@"
-  local t1=$EPOCHREALTIME
-  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }'
-}
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 : > "$work/bash.ms"; : > "$work/native.ms"
 for _ in $(seq "$RUNS"); do

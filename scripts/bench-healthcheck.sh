@@ -6,6 +6,7 @@
 #   ./scripts/bench-healthcheck.sh [N] [FIXTURE_OUT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 n=${1:-20}
 fixture=${2:-helpers/ml-healthcheck/tests/fixtures/$(hostname -s)-real.json}
 command -v nvidia-smi >/dev/null || { echo "no nvidia-smi: run this on a GPU node" >&2; exit 1; }
@@ -13,14 +14,13 @@ cargo build --release -q -p ml-healthcheck
 hc=target/release/ml-healthcheck
 "$hc" --no-slurm --save-snapshot "$fixture" >/dev/null || true
 echo "snapshot saved: $fixture ($(nvidia-smi -L | wc -l) GPUs, driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -1))"
-ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 )); }
-a=(); b=()
+quiet() { "$@" >/dev/null 2>&1 || true; }
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 for _ in $(seq "$n"); do
-  a+=("$(ms "$hc" --no-slurm)")
-  b+=("$(ms nvidia-smi -q)")
+  time_ms quiet "$hc" --no-slurm >> "$work/hc.ms"
+  time_ms quiet nvidia-smi -q >> "$work/smi.ms"
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.1f", m/1000}'; }
-ma=$(median "${a[@]}"); mb=$(median "${b[@]}")
+ma=$(median < "$work/hc.ms"); mb=$(median < "$work/smi.ms")
 echo "runs: $n, alternated"
 echo "ml-healthcheck --no-slurm: median $ma ms"
 echo "nvidia-smi -q:             median $mb ms"

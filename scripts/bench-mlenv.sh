@@ -6,19 +6,13 @@
 #   ./scripts/bench-mlenv.sh [RUNS]        (default 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 RUNS=${1:-50}
 [ "$(id -u)" -eq 0 ] || { echo "run as root (the local clusters start Slurm daemons)" >&2; exit 1; }
 cargo build -q --release -p spank-mlenv -p local-cluster
 lc=target/release/local-cluster
 
-work=$(mktemp -d /tmp/bench-mlenv.XXXXXX)
-chmod 0755 "$work"
-configs=(none mlenv taskprolog)
-cleanup() {
-  for c in "${configs[@]}"; do [ -e "$work/$c/slurm.conf" ] && "$lc" stop --dir "$work/$c" >/dev/null 2>&1 || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_clusters /tmp/bench-mlenv.XXXXXX none mlenv taskprolog
 
 # The common way: a TaskProlog prints `export NAME=value` lines for each task.
 cat > "$work/taskprolog.sh" <<'SCRIPT'
@@ -47,19 +41,15 @@ done
 for c in "${configs[@]}"; do : > "$work/$c.ms"; done
 for ((i = 0; i < RUNS; i++)); do
   for c in "${configs[@]}"; do
-    t0=$(date +%s%N)
-    SLURM_CONF=$work/$c/slurm.conf srun -N3 -n6 true
-    t1=$(date +%s%N)
-    echo $(( (t1 - t0) / 1000 )) >> "$work/$c.ms"
+    SLURM_CONF=$work/$c/slurm.conf time_ms srun -N3 -n6 true >> "$work/$c.ms"
   done
 done
 
-median() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-none=$(median "$work/none.ms"); mlenv=$(median "$work/mlenv.ms"); tp=$(median "$work/taskprolog.ms")
+none=$(median < "$work/none.ms"); mlenv=$(median < "$work/mlenv.ms"); tp=$(median < "$work/taskprolog.ms")
 echo "srun -N3 -n6 true, $RUNS runs each, alternated; median wall time:"
 awk -v a="$none" -v b="$mlenv" -v c="$tp" 'BEGIN {
-  printf "  no plugin:   %8.1f ms\n", a / 1000
-  printf "  mlenv:       %8.1f ms   (%.3fx no plugin)\n", b / 1000, b / a
-  printf "  TaskProlog:  %8.1f ms   (%.3fx no plugin)\n", c / 1000, c / a
+  printf "  no plugin:   %8.1f ms\n", a
+  printf "  mlenv:       %8.1f ms   (%.3fx no plugin)\n", b, b / a
+  printf "  TaskProlog:  %8.1f ms   (%.3fx no plugin)\n", c, c / a
   printf "  mlenv / TaskProlog: %.3f\n", b / c
 }'

@@ -10,6 +10,7 @@
 #   ./scripts/bench-mlpolicy.sh [JOBS] [ROUNDS]        (default 2000 jobs in 4 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 JOBS=${1:-2000}
 ROUNDS=${2:-4}
 PER=$((JOBS / ROUNDS))
@@ -21,14 +22,7 @@ id -u "$USER_NAME" >/dev/null 2>&1 || useradd --user-group --shell /bin/bash "$U
 lc=target/release/local-cluster
 
 # State on tmpfs: on disk, slurmctld's writes of each job's script dominate and drift.
-work=$(mktemp -d /dev/shm/bench-mlpolicy.XXXXXX)
-chmod 0755 "$work"
-configs=(none lua mlpolicy)
-cleanup() {
-  for c in "${configs[@]}"; do [ -e "$work/$c/slurm.conf" ] && "$lc" stop --dir "$work/$c" >/dev/null 2>&1 || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_clusters /dev/shm/bench-mlpolicy.XXXXXX none lua mlpolicy
 
 parts=()
 for p in gpu cpu interactive; do parts+=(--conf "PartitionName=$p Nodes=n[1-3] State=UP"); done
@@ -57,11 +51,9 @@ for ((r = 0; r < ROUNDS; r++)); do
   done
 done
 
-median() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-spread() { sort -n "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
-none=$(median "$work/none.us"); lua=$(median "$work/lua.us"); ml=$(median "$work/mlpolicy.us")
+none=$(median < "$work/none.us"); lua=$(median < "$work/lua.us"); ml=$(median < "$work/mlpolicy.us")
 echo "sbatch --hold, $JOBS jobs per configuration in $ROUNDS alternated rounds; sdiag REQUEST_SUBMIT_BATCH_JOB ave_time, median of rounds (range):"
-awk -v a="$none" -v b="$lua" -v c="$ml" -v ra="$(spread "$work/none.us")" -v rb="$(spread "$work/lua.us")" -v rc="$(spread "$work/mlpolicy.us")" 'BEGIN {
+awk -v a="$none" -v b="$lua" -v c="$ml" -v ra="$(spread < "$work/none.us")" -v rb="$(spread < "$work/lua.us")" -v rc="$(spread < "$work/mlpolicy.us")" 'BEGIN {
   printf "  no plugin:       %6.0f us  (%s)\n", a, ra
   printf "  job_submit/lua:  %6.0f us  (%s)  added %+.0f us\n", b, rb, b - a
   printf "  mlpolicy:        %6.0f us  (%s)  added %+.0f us\n", c, rc, c - a
