@@ -16,6 +16,11 @@ use slurm_sys as sys;
 use crate::guard;
 use crate::log::{self, SlurmLevel};
 
+/// Slurm's special step ids ([`Spank::step_id`]), from the installed slurm.h.
+pub const STEP_BATCH: u32 = sys::SLURM_BATCH_SCRIPT;
+pub const STEP_EXTERN: u32 = sys::SLURM_EXTERN_CONT;
+pub const STEP_INTERACTIVE: u32 = sys::SLURM_INTERACTIVE_STEP;
+
 /// The error a SPANK hook returns: the message goes to the log and, in srun and
 /// slurmstepd, to the user's terminal; the hook returns `-1` to Slurm.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +157,8 @@ impl Spank {
         self.item_u32(sys::S_JOB_ID, "the job id")
     }
 
-    /// The step id; batch, extern and interactive steps have Slurm's special values.
+    /// The step id; batch, extern and interactive steps have Slurm's special values
+    /// ([`STEP_BATCH`], [`STEP_EXTERN`], [`STEP_INTERACTIVE`]).
     pub fn step_id(&self) -> SpankResult<u32> {
         self.item_u32(sys::S_JOB_STEPID, "the step id")
     }

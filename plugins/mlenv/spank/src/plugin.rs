@@ -7,7 +7,16 @@ use mlenv::fabric;
 use mlenv::options::{self, Choices, Mode, Via};
 use slurm_plugin::conf;
 use slurm_plugin::hostlist::HostList;
-use slurm_plugin::spank::{Context, HasArg, Spank, SpankError, SpankOpt, SpankPlugin, SpankResult};
+use slurm_plugin::spank::{
+    self, Context, HasArg, Spank, SpankError, SpankOpt, SpankPlugin, SpankResult,
+};
+
+// mlenv numbers Slurm's special steps without FFI; the installed slurm.h must agree.
+const _: () = assert!(
+    Step::BATCH == spank::STEP_BATCH
+        && Step::EXTERN == spank::STEP_EXTERN
+        && Step::INTERACTIVE == spank::STEP_INTERACTIVE
+);
 
 pub struct MlEnv {
     /// `None` where the plugin has nothing to do (slurmd, prolog/epilog).
