@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::snapshot::json_error;
+use trusted_config::json_error;
 
 pub const FILE_NAME: &str = "ml-healthcheck.json";
 

@@ -119,7 +119,7 @@ pub fn pci_key(s: &str) -> Option<(u32, u32, u32)> {
 
 impl Snapshot {
     pub fn from_json(text: &str, origin: &str) -> Result<Snapshot, String> {
-        serde_json::from_str(text).map_err(|e| json_error(origin, &e))
+        serde_json::from_str(text).map_err(|e| trusted_config::json_error(origin, &e))
     }
 
     pub fn to_json(&self) -> String {
@@ -134,13 +134,6 @@ impl Snapshot {
             .iter()
             .find(|g| g.pci_bus_id.as_deref().and_then(pci_key) == Some(key))
     }
-}
-
-/// `ORIGIN: line L, column C: what is wrong` (serde_json puts the position last).
-pub fn json_error(origin: &str, e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    let msg = msg.rfind(" at line ").map(|i| &msg[..i]).unwrap_or(&msg);
-    format!("{origin}: line {}, column {}: {msg}", e.line(), e.column())
 }
 
 #[cfg(test)]

@@ -74,14 +74,8 @@ pub struct Profiles {
 impl Profiles {
     /// Parses and checks the file's text; `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> Result<Profiles> {
-        let p: Profiles = serde_json::from_str(text).map_err(|e| {
-            Error::new(format!(
-                "{origin}: line {}, column {}: {}",
-                e.line(),
-                e.column(),
-                strip_serde_position(&e.to_string())
-            ))
-        })?;
+        let p: Profiles = serde_json::from_str(text)
+            .map_err(|e| Error::new(trusted_config::json_error(origin, &e)))?;
         for (fabric, name) in &p.fabric_profiles {
             if !p.profiles.contains_key(name) {
                 return Err(Error::new(format!(
@@ -139,14 +133,6 @@ impl Profiles {
 
     pub fn names(&self) -> Vec<&str> {
         self.profiles.keys().map(String::as_str).collect()
-    }
-}
-
-/// serde_json appends " at line L column C"; the message already starts with them.
-fn strip_serde_position(msg: &str) -> &str {
-    match msg.rfind(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
     }
 }
 

@@ -92,18 +92,8 @@ impl Policy {
         origin: &str,
         uid_of: &dyn Fn(&str) -> Option<u32>,
     ) -> Result<Policy, ConfigError> {
-        let mut p: Policy = serde_json::from_str(text).map_err(|e| {
-            let msg = e.to_string();
-            let msg = msg
-                .rfind(" at line ")
-                .map_or(msg.as_str(), |i| &msg[..i])
-                .to_string();
-            ConfigError(format!(
-                "{origin}: line {}, column {}: {msg}",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let mut p: Policy = serde_json::from_str(text)
+            .map_err(|e| ConfigError(trusted_config::json_error(origin, &e)))?;
         let bad = |key: String, why: String| ConfigError(format!("{origin}: {key}: {why}"));
         for (key, default) in [
             ("default_gpu_partition", &p.default_gpu_partition),

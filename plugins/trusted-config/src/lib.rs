@@ -26,6 +26,14 @@ pub fn beside_slurm_conf(
         .find(|p| exists(p))
 }
 
+/// A JSON config error as every config of the project words it:
+/// `ORIGIN: line L, column C: what is wrong` (serde_json puts the position last).
+pub fn json_error(origin: &str, e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.rfind(" at line ").map_or(msg.as_str(), |i| &msg[..i]);
+    format!("{origin}: line {}, column {}: {msg}", e.line(), e.column())
+}
+
 /// Writes `file` as a new file beside it, renamed over it: a reader (the next run, the
 /// next slurmctld, node_exporter) sees the old content or the new, never half of one.
 pub fn write_atomically(file: &Path, content: &[u8], mode: u32) -> Result<(), String> {
@@ -101,6 +109,15 @@ mod tests {
             Err("/etc/slurm/x.conf is writable by group or others (mode 664): refusing it (chmod go-w /etc/slurm/x.conf)".into())
         );
         assert!(check(0, 0o100646, p).is_err());
+    }
+
+    #[test]
+    fn json_errors_put_the_position_first() {
+        let e = serde_json::from_str::<Vec<u32>>("[1,\n x]").unwrap_err();
+        assert_eq!(
+            json_error("/etc/slurm/a.json", &e),
+            "/etc/slurm/a.json: line 2, column 2: expected value"
+        );
     }
 
     #[test]
