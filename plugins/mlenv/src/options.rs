@@ -137,9 +137,11 @@ impl Choices {
             Via::Environment => BadValue(format!("${}: {}", spec.env, e.0)),
         };
         match spec.val {
-            1 => self.mode = Some(Mode::parse(arg).map_err(named)?),
-            2 => self.profile = Some(parse_profile(arg).map_err(named)?),
-            3 => self.nccl_debug = Some(parse_nccl_debug(arg).map_err(named)?),
+            v if v == OPT_MODE.val => self.mode = Some(Mode::parse(arg).map_err(named)?),
+            v if v == OPT_PROFILE.val => self.profile = Some(parse_profile(arg).map_err(named)?),
+            v if v == OPT_NCCL_DEBUG.val => {
+                self.nccl_debug = Some(parse_nccl_debug(arg).map_err(named)?)
+            }
             _ => self.master_port = Some(parse_master_port(arg).map_err(named)?),
         }
         Ok(())

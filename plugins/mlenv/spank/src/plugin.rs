@@ -52,12 +52,16 @@ const fn spank_opt(o: &options::OptionSpec) -> SpankOpt {
     }
 }
 
-const OPTIONS: [SpankOpt; 4] = [
-    spank_opt(&options::OPT_MODE),
-    spank_opt(&options::OPT_PROFILE),
-    spank_opt(&options::OPT_NCCL_DEBUG),
-    spank_opt(&options::OPT_MASTER_PORT),
-];
+/// `options::ALL`, as SPANK registers them.
+const OPTIONS: [SpankOpt; options::ALL.len()] = {
+    let mut out = [spank_opt(&options::ALL[0]); options::ALL.len()];
+    let mut i = 1;
+    while i < out.len() {
+        out[i] = spank_opt(&options::ALL[i]);
+        i += 1;
+    }
+    out
+};
 
 impl SpankPlugin for MlEnv {
     const OPTIONS: &'static [SpankOpt] = &OPTIONS;
