@@ -47,48 +47,49 @@ pub struct Libraries {
     pub nccl_net_plugin: Option<PathBuf>,
 }
 
+/// A profile directory under `lib_root` (a fixture tree in tests; `/` on nodes).
+fn under_root(lib_root: &Path, dir: &Path) -> PathBuf {
+    lib_root.join(dir.strip_prefix("/").unwrap_or(dir))
+}
+
 /// Directories of `profile.ld_library_path` that hold a shared library.
-/// `lib_root` prefixes every directory (a fixture tree in tests; `/` on nodes).
 pub fn find_libraries(profile: &Profile, lib_root: &Path) -> Libraries {
     let mut out = Libraries::default();
     for dir in &profile.ld_library_path {
-        let rel = dir.strip_prefix("/").unwrap_or(dir);
-        let full = lib_root.join(rel);
-        // A directory counts only with a library in it: /opt/amazon/ofi-nccl/lib exists
-        // on installs that keep the libraries in its arch subdirectory.
-        if out.dirs.contains(&full) || !has_shared_library(&full) {
+        let full = under_root(lib_root, dir);
+        if out.dirs.contains(&full) {
             continue;
         }
+        // A directory counts only with a library in it: /opt/amazon/ofi-nccl/lib exists
+        // on installs that keep the libraries in its arch subdirectory.
+        let Some(plugin) = shared_libraries(&full) else {
+            continue;
+        };
         if out.nccl_net_plugin.is_none() {
-            out.nccl_net_plugin = nccl_net_plugin_in(&full);
+            out.nccl_net_plugin = plugin;
         }
         out.dirs.push(full);
     }
     out
 }
 
-fn has_shared_library(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().contains(".so"))
-    })
-}
-
-/// aws-ofi-nccl installs `libnccl-net.so` (and from 1.9 also `libnccl-net-ofi.so`).
-fn nccl_net_plugin_in(dir: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            n.starts_with("libnccl-net") && n.contains(".so")
-        })
-        .map(|e| e.path())
-        .collect();
-    found.sort();
-    found.into_iter().next()
+/// `None` when `dir` holds no shared library; else the first NCCL net plugin in it, if any
+/// (aws-ofi-nccl installs `libnccl-net.so`, and from 1.9 also `libnccl-net-ofi.so`).
+fn shared_libraries(dir: &Path) -> Option<Option<PathBuf>> {
+    let mut any = false;
+    let mut plugins: Vec<PathBuf> = Vec::new();
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.contains(".so") {
+            any = true;
+            if name.starts_with("libnccl-net") {
+                plugins.push(e.path());
+            }
+        }
+    }
+    plugins.sort();
+    any.then(|| plugins.into_iter().next())
 }
 
 /// The warning the user sees once per step when an EFA device is present but NCCL would
@@ -97,12 +98,7 @@ pub fn missing_plugin_warning(profile_name: &str, profile: &Profile, lib_root: &
     let dirs: Vec<String> = profile
         .ld_library_path
         .iter()
-        .map(|d| {
-            lib_root
-                .join(d.strip_prefix("/").unwrap_or(d))
-                .display()
-                .to_string()
-        })
+        .map(|d| under_root(lib_root, d).display().to_string())
         .collect();
     format!(
         "mlenv: warning: this node has an EFA device but no aws-ofi-nccl library (libnccl-net*.so) in {} (profile '{profile_name}'): NCCL will fall back to TCP sockets; install aws-ofi-nccl or tell your admin",
