@@ -1,24 +1,17 @@
 //! `mlpolicy validate FILE`: loads a site policy exactly as the job_submit plugin does
-//! (same parser, same checks, admin user names resolved on this host), so an admin can
+//! (same owner and mode check, parser and rules, admin user names resolved on this host),
+//! so an admin can
 //! check it before `scontrol reconfigure`. Exit 0 when it is usable, 1 with the reason when
 //! not, 2 on a usage error.
 
 use std::process::ExitCode;
 
-use mlpolicy::config::{Kind, Policy};
+use mlpolicy::config::{self, Kind};
 
 const USAGE: &str = "usage: mlpolicy validate FILE";
 
-fn uid_of(name: &str) -> Option<u32> {
-    nix::unistd::User::from_name(name)
-        .ok()
-        .flatten()
-        .map(|u| u.uid.as_raw())
-}
-
 fn validate(path: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let p = Policy::parse(&text, path, &uid_of).map_err(|e| e.0)?;
+    let (p, _) = config::load_file(std::path::Path::new(path))?;
     let parts: Vec<String> = p
         .partitions
         .iter()

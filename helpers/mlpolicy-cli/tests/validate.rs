@@ -56,3 +56,28 @@ fn a_broken_policy_is_refused_with_the_key_and_line() {
     assert_eq!((code, err.as_str()), (2, "usage: mlpolicy validate FILE\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A policy slurmctld would refuse (writable by others) is refused here too, with the same
+/// reason.
+#[test]
+fn a_policy_others_can_write_is_refused() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = std::env::temp_dir().join(format!("mlpolicy-validate-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mlpolicy.json");
+    std::fs::write(&file, "{\"partitions\": {}}\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, out, err) = run(&["validate", file.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    let p = file.display();
+    // The suite runs as root (CI); elsewhere the owner is refused first.
+    if std::fs::metadata(&file).unwrap().uid() == 0 {
+        assert_eq!(
+            err,
+            format!("mlpolicy: {p} is writable by group or others (mode 666): refusing it (chmod go-w {p})\n")
+        );
+    } else {
+        assert!(err.contains("not root: refusing it"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

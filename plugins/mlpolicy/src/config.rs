@@ -151,6 +151,23 @@ impl Policy {
     }
 }
 
+/// The uid of a user name on this host (getpwnam).
+pub fn system_uid(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+}
+
+/// Reads a policy file as slurmctld's plugin does: root-owned and writable by no one else
+/// (the policy steers what the controller accepts), admin names resolved on this host.
+/// Returns its text too (the plugin keeps it as the last good policy).
+pub fn load_file(path: &std::path::Path) -> Result<(Policy, String), String> {
+    let text = trusted_config::read(path)?;
+    let policy = Policy::parse(&text, &path.display().to_string(), &system_uid).map_err(|e| e.0)?;
+    Ok((policy, text))
+}
+
 /// A time limit in Slurm's formats, in minutes: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`,
 /// `D-HH:MM`, `D-HH:MM:SS`; seconds round up, as Slurm does.
 pub fn parse_time_limit(s: &str) -> Result<u32, String> {

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use mlpolicy::config::Policy;
+use mlpolicy::config::{self, Policy};
 use mlpolicy::engine::{self, Code, Job, Verdict};
 use mlpolicy::gres::{gpu_entries, GpuRequest};
 use slurm_plugin::conf;
@@ -41,21 +41,6 @@ fn policy_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(FILE_NAME))
 }
 
-fn uid_of(name: &str) -> Option<u32> {
-    nix::unistd::User::from_name(name)
-        .ok()
-        .flatten()
-        .map(|u| u.uid.as_raw())
-}
-
-/// The policy steers what slurmctld accepts: root-owned, writable by no one else. Returns
-/// the text too, the one copy kept as the last good policy.
-fn load(path: &Path) -> Result<(Policy, String), String> {
-    let text = trusted_config::read(path)?;
-    let policy = Policy::parse(&text, &path.display().to_string(), &uid_of).map_err(|e| e.0)?;
-    Ok((policy, text))
-}
-
 /// The last policy that loaded, kept in StateSaveLocation: from 23.11 `scontrol
 /// reconfigure` re-executes slurmctld, so "keep the last good policy" must survive a new
 /// process.
@@ -66,7 +51,7 @@ fn last_good_path() -> Option<PathBuf> {
 impl Holder {
     fn reload(&mut self, now: Option<i64>) {
         self.seen = now;
-        match load(&self.path) {
+        match config::load_file(&self.path) {
             Ok((p, text)) => {
                 tracing::info!(
                     "loaded {}: {} partition rule set(s)",
@@ -87,7 +72,7 @@ impl Holder {
             Err(e) => {
                 let kept = last_good_path().and_then(|copy| {
                     let text = std::fs::read_to_string(&copy).ok()?;
-                    Policy::parse(&text, &copy.display().to_string(), &uid_of).ok()
+                    Policy::parse(&text, &copy.display().to_string(), &config::system_uid).ok()
                 });
                 match kept {
                     Some(p) => {
