@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use local_cluster::{cargo_artifact, Cluster, Options, CLUSTER_DIR_PLACEHOLDER};
@@ -58,26 +58,16 @@ fn sinfo(c: &Cluster, node: &str) -> (String, String) {
     (state.trim_end_matches('*').to_string(), reason.to_string())
 }
 
-fn wait_for(
-    c: &Cluster,
-    node: &str,
-    what: &str,
-    timeout: Duration,
-    mut cond: impl FnMut() -> bool,
-) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!(
-        "{what}: not within {timeout:?}; sinfo: {:?}; slurmd log:\n{}\nslurmctld log:\n{}",
-        sinfo(c, node),
-        c.log(&format!("slurmd-{node}")),
-        c.log("slurmctld")
-    );
+/// Waits for a node's state; the failure shows sinfo and the node's and slurmctld's logs.
+fn wait_for_node(c: &Cluster, node: &str, what: &str, cond: impl FnMut() -> bool) {
+    wait_for(what, Duration::from_secs(60), cond, || {
+        format!(
+            "sinfo: {:?}; slurmd log:\n{}\nslurmctld log:\n{}",
+            sinfo(c, node),
+            c.log(&format!("slurmd-{node}")),
+            c.log("slurmctld")
+        )
+    });
 }
 
 /// One run of the helper as root, as slurmd would start it for `node`.
@@ -326,13 +316,9 @@ fn slurmd_runs_it_as_health_check_program() {
         &d.path().join("health-n3.json"),
         &snapshot(|v| v["gpus"][7]["nvlinks"][4]["active"] = json!(false)),
     );
-    wait_for(
-        &c,
-        "n3",
-        "n3 drained by the health check",
-        Duration::from_secs(60),
-        || sinfo(&c, "n3") == ("drained".into(), "mlhealth: gpu7 nvlink4 down".into()),
-    );
+    wait_for_node(&c, "n3", "n3 drained by the health check", || {
+        sinfo(&c, "n3") == ("drained".into(), "mlhealth: gpu7 nvlink4 down".into())
+    });
     let prom = fs::read_to_string(d.path().join("prom/ml_healthcheck_n3.prom")).unwrap();
     assert!(
         prom.contains("ml_healthcheck_drained_by_healthcheck{node=\"n3\"} 1\n"),
@@ -341,9 +327,7 @@ fn slurmd_runs_it_as_health_check_program() {
     assert_eq!(sinfo(&c, "n1").0, "idle");
     // Repaired: the next run resumes it.
     fs::remove_file(d.path().join("health-n3.json")).unwrap();
-    wait_for(&c, "n3", "n3 resumed", Duration::from_secs(60), || {
-        sinfo(&c, "n3").0 == "idle"
-    });
+    wait_for_node(&c, "n3", "n3 resumed", || sinfo(&c, "n3").0 == "idle");
 }
 
 #[test]
@@ -387,13 +371,9 @@ fn as_prolog_it_sends_the_job_elsewhere_and_as_epilog_it_drains_and_succeeds() {
             ],
         )
         .unwrap();
-    wait_for(
-        &c,
-        "n1",
-        "n1 drained by the prolog",
-        Duration::from_secs(60),
-        || sinfo(&c, "n1").0 == "drained",
-    );
+    wait_for_node(&c, "n1", "n1 drained by the prolog", || {
+        sinfo(&c, "n1").0 == "drained"
+    });
     // Our reason, not Slurm's "Prolog error": slurmctld keeps the reason of a drained node.
     let (_, reason) = sinfo(&c, "n1");
     assert!(
@@ -413,17 +393,11 @@ fn as_prolog_it_sends_the_job_elsewhere_and_as_epilog_it_drains_and_succeeds() {
         .sbatch(None, &["-w", "n2", "-o", "/dev/null", "--wrap", "true"])
         .unwrap();
     assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
-    wait_for(
-        &c,
-        "n2",
-        "n2 drained by the epilog",
-        Duration::from_secs(60),
-        || {
-            sinfo(&c, "n2")
-                == (
-                    "drained".into(),
-                    "mlhealth: gpu1 ecc uncorrectable=2".into(),
-                )
-        },
-    );
+    wait_for_node(&c, "n2", "n2 drained by the epilog", || {
+        sinfo(&c, "n2")
+            == (
+                "drained".into(),
+                "mlhealth: gpu1 ecc uncorrectable=2".into(),
+            )
+    });
 }

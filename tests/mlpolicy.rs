@@ -290,7 +290,13 @@ fn reconfigure_reloads_and_a_broken_policy_keeps_the_last_good_one() {
     ];
     let reason =
         "partition 'gpu' allows at most 2 GPUs per node; the job asks for 3: lower --gpus-per-node";
-    wait_for(&c, || !as_user(&c, "sbatch", &args).0);
+    // slurmctld applies a reconfigure asynchronously.
+    wait_for(
+        "the stricter policy in force",
+        std::time::Duration::from_secs(20),
+        || !as_user(&c, "sbatch", &args).0,
+        || format!("slurmctld log:\n{}", c.log("slurmctld")),
+    );
     refused(&c, "sbatch", &args, reason, GRES);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     std::fs::write(&path, "{\"partitions\": {\"gpu\": {\"kind\": \"gpu\",}}}\n").unwrap();
@@ -333,21 +339,6 @@ fn with_no_usable_policy_the_controller_runs_and_refuses_users() {
     // root can still submit (to repair, drain, test).
     ok(c.run("sbatch", ["-H", "-o", "/dev/null", "--wrap", "true"])
         .unwrap());
-}
-
-/// Polls for up to 20 s (slurmctld applies reconfigure asynchronously).
-fn wait_for(c: &Cluster, mut cond: impl FnMut() -> bool) {
-    for _ in 0..100 {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert!(
-        cond(),
-        "condition not met within 20 s; slurmctld log:\n{}",
-        c.log("slurmctld")
-    );
 }
 
 /// conf-examples/job_submit.lua (the benchmark's comparison) enforces the same rules.

@@ -40,6 +40,24 @@ pub fn run_batch(c: &Cluster, user: &User, out_name: &str, args: &[&str]) -> (u3
     (job, std::fs::read_to_string(&out_file).unwrap())
 }
 
+/// Polls `cond` until it holds; after `timeout`, panics with `what` and `diagnostics()`
+/// (the logs that say why).
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+    diagnostics: impl FnOnce() -> String,
+) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(cond(), "{what}: not within {timeout:?}; {}", diagnostics());
+}
+
 pub fn start(opts: Options) -> Cluster {
     match Cluster::start(opts) {
         Ok(c) => c,
