@@ -750,18 +750,10 @@ impl Cluster {
 
     fn wait_nodes_idle(&self, timeout: Duration) -> Result<()> {
         let n = self.inputs.slurmd_ports.len();
-        let mut last = String::new();
+        let mut last = Vec::new();
         let ok = self.wait_until(timeout, || {
-            if let Ok(o) = self.run("sinfo", ["-h", "-N", "-o", "%N %T"]) {
-                last = String::from_utf8_lossy(&o.stdout).into_owned();
-                // A node in several partitions has a line for each.
-                let idle: std::collections::BTreeSet<&str> = last
-                    .lines()
-                    .filter_map(|l| l.strip_suffix(" idle"))
-                    .collect();
-                return idle.len() == n;
-            }
-            false
+            last = self.node_states().unwrap_or_default();
+            last.iter().filter(|(_, state)| state == "idle").count() == n
         });
         if ok {
             return Ok(());
@@ -770,7 +762,7 @@ impl Cluster {
         logs.extend(self.node_names().iter().map(|n| format!("slurmd-{n}")));
         let logs: Vec<&str> = logs.iter().map(|s| s.as_str()).collect();
         Err(self.daemon_failure(
-            &format!("not every node became idle within {timeout:?}; sinfo said:\n{last}"),
+            &format!("not every node became idle within {timeout:?}; sinfo said: {last:?}"),
             &logs,
         ))
     }
@@ -781,10 +773,10 @@ impl Cluster {
         c.env("SLURM_CONF", self.conf_path())
             .current_dir(self.work_dir());
         // A test run from inside a Slurm job must not aim at that job's cluster, and
+        // cargo's library path (set for test binaries) is not the user's: it would leak
+        // into every job's environment.
         for (k, _) in std::env::vars_os() {
             if let Some(k) = k.to_str() {
-                // cargo's library path (set for test binaries) is not the user's and
-                // would leak into every job's environment.
                 if (k.starts_with("SLURM_") && k != "SLURM_CONF") || k == "LD_LIBRARY_PATH" {
                     c.env_remove(k);
                 }
