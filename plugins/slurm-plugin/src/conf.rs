@@ -54,12 +54,17 @@ fn global() -> Option<&'static sys::slurm_conf_t> {
     unsafe { (addr as *const sys::slurm_conf_t).as_ref() }
 }
 
-/// The slurm.conf the daemon read (`slurmctld -f`, `SLURM_CONF`, or the built-in default).
-pub fn path() -> Option<std::path::PathBuf> {
+/// A path-valued field of `slurm_conf`.
+fn path_field(field: fn(&sys::slurm_conf_t) -> *mut c_char) -> Option<std::path::PathBuf> {
     let conf = global()?;
     // SAFETY: NULL or a string Slurm owns for as long as this configuration.
-    let p = unsafe { crate::xstr::borrow(conf.slurm_conf) }?;
+    let p = unsafe { crate::xstr::borrow(field(conf)) }?;
     Some(std::path::PathBuf::from(p.into_owned()))
+}
+
+/// The slurm.conf the daemon read (`slurmctld -f`, `SLURM_CONF`, or the built-in default).
+pub fn path() -> Option<std::path::PathBuf> {
+    path_field(|c| c.slurm_conf)
 }
 
 /// When the daemon last read its configuration (`scontrol reconfigure` changes it): a plain
@@ -70,8 +75,5 @@ pub fn last_update() -> Option<i64> {
 
 /// `StateSaveLocation`: where slurmctld keeps state across restarts.
 pub fn state_save_location() -> Option<std::path::PathBuf> {
-    let conf = global()?;
-    // SAFETY: NULL or a string Slurm owns for as long as this configuration.
-    let p = unsafe { crate::xstr::borrow(conf.state_save_location) }?;
-    Some(std::path::PathBuf::from(p.into_owned()))
+    path_field(|c| c.state_save_location)
 }
