@@ -70,6 +70,11 @@ pub struct Policy {
     /// Filled by [`Policy::parse`]: `max_time` in minutes, by partition.
     #[serde(skip)]
     pub max_minutes: BTreeMap<String, u32>,
+    /// Set by the loader, not the file: whether slurmctld enforces associations
+    /// (`AccountingStorageEnforce=associations`), without which any user may name any
+    /// account, so `admins.accounts` exempts no one.
+    #[serde(skip)]
+    pub accounts_enforced: bool,
 }
 
 /// A policy that cannot be used; the text names the file, key, line and column.

@@ -72,10 +72,11 @@ fn refuse(policy: &Policy, code: Code, rule: &'static str, message: String) -> V
 pub fn is_exempt(policy: &Policy, job: &Job) -> bool {
     job.uid == 0
         || policy.admins.uids.contains(&job.uid)
-        || job
-            .account
-            .as_ref()
-            .is_some_and(|a| policy.admins.accounts.contains(a))
+        || (policy.accounts_enforced
+            && job
+                .account
+                .as_ref()
+                .is_some_and(|a| policy.admins.accounts.contains(a)))
 }
 
 /// Judges one submission (or one component of a het job, or an array).

@@ -191,6 +191,11 @@ fn routing_lists_and_exemptions() {
     );
     j.uid = 1001;
     j.account = Some("hpc-ops".into());
+    // An admin account counts only where slurmctld enforces associations: elsewhere any
+    // user may name it.
+    assert_eq!(refusal(evaluate(&p, &j)).1, "gpu-partition-needs-gpus");
+    let mut p = p;
+    p.accounts_enforced = true;
     assert_eq!(
         evaluate(&p, &j),
         Verdict::Accept {
