@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::options::Mode;
+use crate::values::{valid_profile_name, valid_var_name, Mode};
 use crate::{Error, Result};
 
 /// The profiles shipped in `conf-examples/mlenv.json`, used when plugstack.conf names none.
@@ -134,19 +134,6 @@ impl Profiles {
     pub fn names(&self) -> Vec<&str> {
         self.profiles.keys().map(String::as_str).collect()
     }
-}
-
-pub fn valid_var_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
-
-pub fn valid_profile_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Everything the plugin is told by the admin.

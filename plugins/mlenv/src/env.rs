@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use crate::options::{Choices, Mode};
+use crate::options::Choices;
+use crate::values::Mode;
 
 /// A step id as Slurm numbers it (slurm.h: `SLURM_EXTERN_CONT` and friends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

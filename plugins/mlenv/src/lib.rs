@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: plugstack.conf's `key=value` words and the JSON profiles file;
 //! - [`options`]: the user's `--mlenv*` options and `SLURM_MLENV*` variables;
+//! - [`values`]: the mode and the name checks those two share (a leaf: it imports neither);
 //! - [`fabric`]: EFA / InfiniBand / none from sysfs, and the profile's library directories;
 //! - [`env`]: rendezvous address and port, ranks, torchrun's `PET_*`, and precedence.
 
@@ -11,6 +12,7 @@ pub mod config;
 pub mod env;
 pub mod fabric;
 pub mod options;
+pub mod values;
 
 /// Any error of this crate: a message for the daemon log and the user.
 #[derive(Debug, Clone, PartialEq, Eq)]

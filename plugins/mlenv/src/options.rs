@@ -3,41 +3,7 @@
 
 use std::ffi::CStr;
 
-use crate::config::valid_profile_name;
-
-/// What the plugin sets in a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Rendezvous, ranks and fabric.
-    On,
-    /// Nothing.
-    Off,
-    /// Fabric variables only: for launchers (submitit, ...) that refuse pre-set ranks.
-    FabricOnly,
-}
-
-/// Why a value was refused; the text is shown to the user as it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadValue(pub String);
-
-impl Mode {
-    pub fn parse(s: &str) -> Result<Mode, BadValue> {
-        match s {
-            "on" | "yes" | "1" => Ok(Mode::On),
-            "off" | "no" | "0" => Ok(Mode::Off),
-            "fabric-only" => Ok(Mode::FabricOnly),
-            _ => Err(BadValue(format!("{s:?} is not on, off or fabric-only"))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::On => "on",
-            Mode::Off => "off",
-            Mode::FabricOnly => "fabric-only",
-        }
-    }
-}
+use crate::values::{valid_profile_name, BadValue, Mode};
 
 /// NCCL_DEBUG's levels (NCCL documentation, "Environment Variables").
 pub const NCCL_DEBUG_LEVELS: &[&str] = &["VERSION", "WARN", "INFO", "TRACE"];

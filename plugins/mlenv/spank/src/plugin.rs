@@ -4,7 +4,8 @@
 use mlenv::config::{AddrMode, Config};
 use mlenv::env::{self, FabricPlan, Rendezvous, Step, StepShape, TaskIds};
 use mlenv::fabric;
-use mlenv::options::{self, Choices, Mode, Via};
+use mlenv::options::{self, Choices, Via};
+use mlenv::values::Mode;
 use slurm_plugin::conf;
 use slurm_plugin::hostlist::HostList;
 use slurm_plugin::spank::{
