@@ -54,13 +54,24 @@ pub struct Admins {
     pub accounts: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+fn default_gpu_gres() -> Vec<String> {
+    crate::gres::DEFAULT_GPU_GRES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Appended to every refusal: where the site explains its rules.
     pub doc_url: Option<String>,
     #[serde(default)]
     pub admins: Admins,
+    /// The GRES names that count as GPUs (default `["gpu"]`); add `shard` and `mps` where
+    /// nodes share GPUs that way, so those requests meet the GPU rules too.
+    #[serde(default = "default_gpu_gres")]
+    pub gpu_gres: Vec<String>,
     /// Where a job with no partition and a GPU request goes.
     pub default_gpu_partition: Option<String>,
     /// Where a job with no partition and no GPU request goes.
@@ -75,6 +86,34 @@ pub struct Policy {
     /// account, so `admins.accounts` exempts no one.
     #[serde(skip)]
     pub accounts_enforced: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            doc_url: None,
+            admins: Admins::default(),
+            gpu_gres: default_gpu_gres(),
+            default_gpu_partition: None,
+            default_cpu_partition: None,
+            partitions: BTreeMap::new(),
+            max_minutes: BTreeMap::new(),
+            accounts_enforced: false,
+        }
+    }
+}
+
+impl PartitionRules {
+    /// Whether a rule reads the job's GPUs, nodes, tasks or CPUs (not only its time).
+    pub fn judges_resources(&self) -> bool {
+        self.kind.is_some()
+            || self.max_gpus_per_job.is_some()
+            || self.max_gpus_per_node.is_some()
+            || !self.gpu_types.is_empty()
+            || self.min_cpus_per_gpu.is_some()
+            || self.max_cpus_per_gpu.is_some()
+            || self.whole_nodes
+    }
 }
 
 /// A policy that cannot be used; the text names the file, key, line and column.
@@ -109,6 +148,14 @@ impl Policy {
                     return Err(bad(key.into(), format!("{name:?} is not a partition name")));
                 }
             }
+        }
+        if p.gpu_gres.is_empty() {
+            return Err(bad("gpu_gres".into(), "names no GRES (the default is [\"gpu\"])".into()));
+        }
+        if let Some(n) = p.gpu_gres.iter().find(|n| {
+            n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }) {
+            return Err(bad("gpu_gres".into(), format!("{n:?} is not a GRES name")));
         }
         for (name, r) in &p.partitions {
             let key = |k: &str| format!("partitions.{name}.{k}");
@@ -153,6 +200,12 @@ impl Policy {
 
     pub fn rules(&self, partition: &str) -> Option<&PartitionRules> {
         self.partitions.get(partition)
+    }
+
+    /// The shortest `max_time` of any partition, in minutes: a time limit within it is
+    /// allowed whatever partition the job is in.
+    pub fn shortest_max_minutes(&self) -> Option<u32> {
+        self.max_minutes.values().copied().min()
     }
 }
 

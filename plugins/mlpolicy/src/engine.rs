@@ -1,6 +1,13 @@
 //! The rules: a [`Job`] (plain values read from `job_desc_msg_t`) in, a [`Verdict`] out.
 //! Pure and thread-safe (no state), so calls may run concurrently (Slurm 23.02+).
+//!
+//! A submission is judged on the most it can be given ([`Sizing`]), in every partition it
+//! may run in: those it names, else the policy's default for its kind, else slurmctld's
+//! default partition. An update (`scontrol update job`) shows only the fields it changes,
+//! never the job's other requests, so it is let through only where that is enough to
+//! judge it (see [`evaluate_update`]).
 
+use crate::bounds::{Ratio, Sizing};
 use crate::config::{Kind, PartitionRules, Policy};
 use crate::gres::GpuRequest;
 
@@ -11,20 +18,53 @@ pub struct Job {
     pub account: Option<String>,
     /// `-p a,b` as given; `None` when the user named none.
     pub partition: Option<String>,
+    /// slurmctld's default partition (slurm.conf `Default=YES`), where a job that names
+    /// none goes when the policy routes it nowhere; `None` when it cannot be read.
+    pub default_partition: Option<String>,
     pub gpus: GpuRequest,
     pub min_nodes: Option<u32>,
+    pub max_nodes: Option<u32>,
     pub num_tasks: Option<u32>,
     pub ntasks_per_node: Option<u32>,
+    pub ntasks_per_socket: Option<u32>,
+    pub sockets_per_node: Option<u32>,
     pub cpus_per_task: Option<u32>,
+    /// Total CPUs (`scontrol update NumCPUs=`).
+    pub min_cpus: Option<u32>,
     /// `--cpus-per-gpu` (`cpus_per_tres` of `gres/gpu`).
     pub cpus_per_gpu: Option<u64>,
     /// Minutes; `None` when not given.
     pub time_limit: Option<u32>,
-    /// `--exclusive`.
-    pub exclusive: bool,
-    /// An update (`scontrol update job`, job_modify): only the fields it changes are set,
-    /// the others are unknown rather than absent, so rules that need them are skipped.
+    /// `job_desc.shared`: `Some(0)` is `--exclusive`.
+    pub shared: Option<u16>,
+    /// An update (`scontrol update job`, job_modify): only the fields it changes are set.
     pub update: bool,
+}
+
+impl Job {
+    pub fn exclusive(&self) -> bool {
+        self.shared == Some(0)
+    }
+
+    /// Whether the request changes what the job is given besides its time: GPUs, nodes,
+    /// tasks, CPUs or node sharing.
+    pub fn sets_resources(&self) -> bool {
+        self.gpus.asked()
+            || [
+                self.min_nodes,
+                self.max_nodes,
+                self.num_tasks,
+                self.ntasks_per_node,
+                self.ntasks_per_socket,
+                self.sockets_per_node,
+                self.cpus_per_task,
+                self.min_cpus,
+            ]
+            .iter()
+            .any(Option::is_some)
+            || self.cpus_per_gpu.is_some()
+            || self.shared.is_some()
+    }
 }
 
 /// Slurm's return code family for a refusal; the adapter maps it to `ESLURM_*`.
@@ -35,6 +75,7 @@ pub enum Code {
     InvalidTimeLimit,
     InvalidNodeCount,
     InvalidCpuCount,
+    AccessDenied,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +110,11 @@ fn refuse(policy: &Policy, code: Code, rule: &'static str, message: String) -> V
     })
 }
 
+const ACCEPT: Verdict = Verdict::Accept {
+    route_to: None,
+    exempt: false,
+};
+
 pub fn is_exempt(policy: &Policy, job: &Job) -> bool {
     job.uid == 0
         || policy.admins.uids.contains(&job.uid)
@@ -79,7 +125,7 @@ pub fn is_exempt(policy: &Policy, job: &Job) -> bool {
                 .is_some_and(|a| policy.admins.accounts.contains(a)))
 }
 
-/// Judges one submission (or one component of a het job, or an array).
+/// Judges one submission (or one component of a het job, or an array), or an update.
 pub fn evaluate(policy: &Policy, job: &Job) -> Verdict {
     if is_exempt(policy, job) {
         return Verdict::Accept {
@@ -95,28 +141,24 @@ pub fn evaluate(policy: &Policy, job: &Job) -> Verdict {
             "a request for 0 GPUs is not allowed: leave the GPU option out".into(),
         );
     }
-    let (names, route_to) = match job.partition.as_deref().filter(|p| !p.is_empty()) {
-        Some(list) => (
-            list.split(',').map(str::to_string).collect::<Vec<_>>(),
-            None,
-        ),
-        // An update that leaves the partition alone: the job's partition is not known here.
-        None if job.update => (vec![], None),
-        None => {
-            let default = if job.gpus.asked() {
-                &policy.default_gpu_partition
-            } else {
-                &policy.default_cpu_partition
-            };
-            match default {
-                Some(p) => (vec![p.clone()], Some(p.clone())),
-                None => (vec![], None),
-            }
-        }
+    if job.update {
+        return evaluate_update(policy, job);
+    }
+    let (names, route_to) = match partitions(policy, job) {
+        Ok(p) => p,
+        Err(v) => return v,
     };
+    let size = Sizing::of(job);
     for name in &names {
         if let Some(rules) = policy.rules(name) {
-            if let Some(v) = check_partition(policy, name, rules, job) {
+            let ctx = Ctx {
+                policy,
+                name,
+                r: rules,
+                job,
+                size: &size,
+            };
+            if let Some(v) = RULES.iter().find_map(|rule| rule(&ctx)) {
                 return v;
             }
         }
@@ -127,167 +169,329 @@ pub fn evaluate(policy: &Policy, job: &Job) -> Verdict {
     }
 }
 
-/// GPUs per node the job asks for, as far as the request says.
-fn gpus_per_node(job: &Job) -> Option<u64> {
-    job.gpus.per_node.or_else(|| {
-        let per_task = job.gpus.per_task?;
-        Some(per_task.saturating_mul(u64::from(job.ntasks_per_node?)))
+/// The partitions a submission may run in, and the one it is routed to (it named none and
+/// the policy has a default for its kind). Without either, it runs in slurmctld's default
+/// partition, which is judged too; when that cannot be read, the job must name one.
+fn partitions(policy: &Policy, job: &Job) -> Result<(Vec<String>, Option<String>), Verdict> {
+    if let Some(list) = job.partition.as_deref().filter(|p| !p.is_empty()) {
+        return Ok((list.split(',').map(str::to_string).collect(), None));
+    }
+    let default = if job.gpus.asked() {
+        &policy.default_gpu_partition
+    } else {
+        &policy.default_cpu_partition
+    };
+    if let Some(p) = default {
+        return Ok((vec![p.clone()], Some(p.clone())));
+    }
+    match &job.default_partition {
+        Some(p) => Ok((vec![p.clone()], None)),
+        None if policy.partitions.is_empty() => Ok((vec![], None)),
+        None => Err(refuse(
+            policy,
+            Code::InvalidPartition,
+            "no-partition",
+            "this job names no partition and the cluster's default cannot be checked: add -p PARTITION".into(),
+        )),
+    }
+}
+
+/// What one rule sees.
+struct Ctx<'a> {
+    policy: &'a Policy,
+    name: &'a str,
+    r: &'a PartitionRules,
+    job: &'a Job,
+    size: &'a Sizing,
+}
+
+impl Ctx<'_> {
+    fn refuse(&self, code: Code, rule: &'static str, message: String) -> Option<Verdict> {
+        Some(refuse(self.policy, code, rule, message))
+    }
+
+    fn gpus(&self) -> bool {
+        self.job.gpus.asked()
+    }
+}
+
+type Rule = fn(&Ctx) -> Option<Verdict>;
+
+/// The rules of a partition, in the order a user would fix them.
+const RULES: &[Rule] = &[
+    gpu_partition_needs_gpus,
+    cpu_partition_no_gpus,
+    max_gpus_per_node,
+    max_gpus_per_job,
+    gpu_type,
+    cpus_per_gpu,
+    whole_nodes,
+    require_time,
+    max_time,
+];
+
+fn gpu_partition_needs_gpus(c: &Ctx) -> Option<Verdict> {
+    if c.r.kind != Some(Kind::Gpu) || c.gpus() {
+        return None;
+    }
+    let other = c
+        .policy
+        .default_cpu_partition
+        .as_ref()
+        .map(|p| format!(" (or submit to partition '{p}')"))
+        .unwrap_or_default();
+    c.refuse(
+        Code::InvalidGres,
+        "gpu-partition-needs-gpus",
+        format!(
+            "partition '{}' needs a GPU request: add --gpus-per-node=N{other}",
+            c.name
+        ),
+    )
+}
+
+fn cpu_partition_no_gpus(c: &Ctx) -> Option<Verdict> {
+    if c.r.kind != Some(Kind::Cpu) || !c.gpus() {
+        return None;
+    }
+    let other = c
+        .policy
+        .default_gpu_partition
+        .as_ref()
+        .map(|p| format!(" (or submit to partition '{p}')"))
+        .unwrap_or_default();
+    c.refuse(
+        Code::InvalidGres,
+        "cpu-partition-no-gpus",
+        format!(
+            "partition '{}' has no GPUs: remove the GPU request{other}",
+            c.name
+        ),
+    )
+}
+
+/// A GPU bound that a limit needs but the request leaves open (`--gpus-per-socket`
+/// without a socket count): refused rather than guessed.
+fn unbounded(c: &Ctx, rule: &'static str, option: &str) -> Option<Verdict> {
+    c.refuse(
+        Code::InvalidGres,
+        rule,
+        format!(
+            "partition '{}' limits GPUs, and this request leaves their number to the node's hardware: add {option}",
+            c.name
+        ),
+    )
+}
+
+fn max_gpus_per_node(c: &Ctx) -> Option<Verdict> {
+    let max = c.r.max_gpus_per_node?;
+    let n = match c.size.gpus_per_node {
+        Ok(n) => n?,
+        Err(option) => return unbounded(c, "max-gpus-per-node", option),
+    };
+    (n > max).then(|| {
+        refuse(
+            c.policy,
+            Code::InvalidGres,
+            "max-gpus-per-node",
+            format!(
+                "partition '{}' allows at most {max} GPUs per node; this request can get {n} on one node: lower the GPUs per node or per task, or the tasks per node",
+                c.name
+            ),
+        )
     })
 }
 
-/// A lower bound of the job's GPUs in total.
-fn gpus_total(job: &Job) -> Option<u64> {
-    let nodes = u64::from(job.min_nodes.unwrap_or(1).max(1));
-    [
-        job.gpus.per_job,
-        job.gpus.per_node.map(|n| n.saturating_mul(nodes)),
-        job.gpus
-            .per_task
-            .map(|t| t.saturating_mul(u64::from(job.num_tasks.unwrap_or(1).max(1)))),
-        job.gpus.per_socket.map(|s| s.saturating_mul(nodes)),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-}
-
-fn check_partition(policy: &Policy, name: &str, r: &PartitionRules, job: &Job) -> Option<Verdict> {
-    let asked = job.gpus.asked();
-    match r.kind {
-        Some(Kind::Gpu) if !asked && !job.update => {
-            let other = policy
-                .default_cpu_partition
-                .as_ref()
-                .map(|c| format!(" (or submit to partition '{c}')"))
-                .unwrap_or_default();
-            return Some(refuse(
-                policy,
-                Code::InvalidGres,
-                "gpu-partition-needs-gpus",
-                format!("partition '{name}' needs a GPU request: add --gpus-per-node=N{other}"),
-            ));
-        }
-        Some(Kind::Cpu) if asked => {
-            let other = policy
-                .default_gpu_partition
-                .as_ref()
-                .map(|g| format!(" (or submit to partition '{g}')"))
-                .unwrap_or_default();
-            return Some(refuse(
-                policy,
-                Code::InvalidGres,
-                "cpu-partition-no-gpus",
-                format!("partition '{name}' has no GPUs: remove the GPU request{other}"),
-            ));
-        }
-        _ => {}
-    }
-    if asked {
-        if let (Some(max), Some(n)) = (r.max_gpus_per_node, gpus_per_node(job)) {
-            if n > max {
-                return Some(refuse(
-                    policy,
-                    Code::InvalidGres,
-                    "max-gpus-per-node",
-                    format!("partition '{name}' allows at most {max} GPUs per node; the job asks for {n}: lower --gpus-per-node"),
-                ));
-            }
-        }
-        if let (Some(max), Some(n)) = (r.max_gpus_per_job, gpus_total(job)) {
-            if n > max {
-                return Some(refuse(
-                    policy,
-                    Code::InvalidGres,
-                    "max-gpus-per-job",
-                    format!("partition '{name}' allows at most {max} GPUs per job; the job asks for {n}: use fewer nodes or GPUs"),
-                ));
-            }
-        }
-        if !r.gpu_types.is_empty() {
-            if let Some(t) = job.gpus.types.iter().find(|t| !r.gpu_types.contains(t)) {
-                return Some(refuse(
-                    policy,
-                    Code::InvalidGres,
-                    "gpu-type",
-                    format!(
-                        "partition '{name}' has no '{t}' GPUs: use one of {} (or no type)",
-                        r.gpu_types.join(", ")
-                    ),
-                ));
-            }
-        }
-        if let Some(v) = check_cpus_per_gpu(policy, name, r, job) {
-            return Some(v);
-        }
-        let nodes = job.min_nodes.unwrap_or(1);
-        if r.whole_nodes && nodes > 1 && !job.exclusive {
-            let full = r.gpus_per_node.unwrap_or(0);
-            if gpus_per_node(job) != Some(full) {
-                return Some(refuse(
-                    policy,
-                    Code::InvalidNodeCount,
-                    "whole-nodes",
-                    format!("partition '{name}': a job on {nodes} nodes must take whole nodes: add --exclusive or --gpus-per-node={full}"),
-                ));
-            }
-        }
-    }
-    if r.require_time && job.time_limit.is_none() && !job.update {
-        return Some(refuse(
-            policy,
-            Code::InvalidTimeLimit,
-            "require-time",
+fn max_gpus_per_job(c: &Ctx) -> Option<Verdict> {
+    let max = c.r.max_gpus_per_job?;
+    let n = match c.size.gpus_per_job {
+        Ok(n) => n?,
+        Err(option) => return unbounded(c, "max-gpus-per-job", option),
+    };
+    (n > max).then(|| {
+        let nodes = match (c.size.min_nodes, c.size.max_nodes) {
+            (lo, hi) if lo == hi => format!("{hi} node(s)"),
+            (lo, hi) => format!("{lo}-{hi} nodes"),
+        };
+        refuse(
+            c.policy,
+            Code::InvalidGres,
+            "max-gpus-per-job",
             format!(
-                "partition '{name}' needs a time limit: add --time={}",
-                r.max_time.as_deref().unwrap_or("HH:MM:SS")
+                "partition '{}' allows at most {max} GPUs per job; this request can get {n} (on {nodes}): use fewer nodes, tasks or GPUs",
+                c.name
             ),
-        ));
-    }
-    if let (Some(&max), Some(t)) = (policy.max_minutes.get(name), job.time_limit) {
-        if t > max {
-            return Some(refuse(
-                policy,
-                Code::InvalidTimeLimit,
-                "max-time",
-                format!(
-                    "partition '{name}' allows at most {} ({max} minutes); the job asks for {t} minutes: lower --time",
-                    r.max_time.as_deref().unwrap_or("")
-                ),
-            ));
-        }
-    }
-    None
+        )
+    })
 }
 
-fn check_cpus_per_gpu(
-    policy: &Policy,
-    name: &str,
-    r: &PartitionRules,
-    job: &Job,
-) -> Option<Verdict> {
-    if r.min_cpus_per_gpu.is_none() && r.max_cpus_per_gpu.is_none() {
+fn gpu_type(c: &Ctx) -> Option<Verdict> {
+    if c.r.gpu_types.is_empty() {
         return None;
     }
-    // --cpus-per-gpu, else cpus per task over GPUs per task.
-    let ratio = job.cpus_per_gpu.or_else(|| {
-        let gpt = job.gpus.per_task.filter(|&g| g > 0)?;
-        Some(u64::from(job.cpus_per_task?) / gpt)
-    })?;
-    let out_of = |bound: &str, n: u64| {
-        refuse(
-            policy,
+    let t = c.job.gpus.types.iter().find(|t| !c.r.gpu_types.contains(t))?;
+    c.refuse(
+        Code::InvalidGres,
+        "gpu-type",
+        format!(
+            "partition '{}' has no '{t}' GPUs: use one of {} (or no type)",
+            c.name,
+            c.r.gpu_types.join(", ")
+        ),
+    )
+}
+
+fn cpus_per_gpu(c: &Ctx) -> Option<Verdict> {
+    if c.r.min_cpus_per_gpu.is_none() && c.r.max_cpus_per_gpu.is_none() {
+        return None;
+    }
+    let (lo, hi) = c.size.cpus_per_gpu(c.job)?;
+    let out_of = |bound: &str, n: u64, got: Ratio| {
+        c.refuse(
             Code::InvalidCpuCount,
             "cpus-per-gpu",
-            format!("partition '{name}' needs {bound} {n} CPUs per GPU; the job asks for {ratio}: change --cpus-per-gpu"),
+            format!(
+                "partition '{}' needs {bound} {n} CPUs per GPU; this request gives {got}: set --cpus-per-gpu={n}",
+                c.name
+            ),
         )
     };
-    if let Some(lo) = r.min_cpus_per_gpu.filter(|&lo| ratio < lo) {
-        return Some(out_of("at least", lo));
+    // A job that gives neither -c nor --cpus-per-gpu gets slurm.conf's DefCpuPerGPU, which
+    // the plugin cannot see: the floor is Slurm's to apply there, the ceiling still ours.
+    let cpus_given = c.job.cpus_per_task.is_some() || c.job.cpus_per_gpu.is_some();
+    if let Some(min) = c.r.min_cpus_per_gpu.filter(|&m| cpus_given && lo.below(m)) {
+        return out_of("at least", min, lo);
     }
-    if let Some(hi) = r.max_cpus_per_gpu.filter(|&hi| ratio > hi) {
-        return Some(out_of("at most", hi));
+    if let Some(max) = c.r.max_cpus_per_gpu.filter(|&m| hi.above(m)) {
+        return out_of("at most", max, hi);
     }
     None
+}
+
+fn whole_nodes(c: &Ctx) -> Option<Verdict> {
+    if !c.r.whole_nodes || !c.gpus() || c.size.max_nodes <= 1 || c.job.exclusive() {
+        return None;
+    }
+    let full = c.r.gpus_per_node.unwrap_or(0);
+    if c.size.exact_gpus_per_node(c.job) == Some(full) {
+        return None;
+    }
+    let nodes = c.size.max_nodes;
+    c.refuse(
+        Code::InvalidNodeCount,
+        "whole-nodes",
+        format!(
+            "partition '{}': a job that can span {nodes} nodes must take whole nodes: add --exclusive or --gpus-per-node={full} (or use -N1)",
+            c.name
+        ),
+    )
+}
+
+fn require_time(c: &Ctx) -> Option<Verdict> {
+    if !c.r.require_time || c.job.time_limit.is_some() {
+        return None;
+    }
+    c.refuse(
+        Code::InvalidTimeLimit,
+        "require-time",
+        format!(
+            "partition '{}' needs a time limit: add --time={}",
+            c.name,
+            c.r.max_time.as_deref().unwrap_or("HH:MM:SS")
+        ),
+    )
+}
+
+fn max_time(c: &Ctx) -> Option<Verdict> {
+    let max = *c.policy.max_minutes.get(c.name)?;
+    let t = c.job.time_limit.filter(|&t| t > max)?;
+    c.refuse(
+        Code::InvalidTimeLimit,
+        "max-time",
+        format!(
+            "partition '{}' allows at most {} ({max} minutes); the job asks for {t} minutes: lower --time",
+            c.name,
+            c.r.max_time.as_deref().unwrap_or("")
+        ),
+    )
+}
+
+/// An update by a user who is not exempt. Slurm's job_modify interface passes the job
+/// record, whose layout is not in the installed headers, so the job's partition and its
+/// other requests are unknown here; and an update of one GPU form leaves the others in
+/// place (`_update_job` merges the new `tres_per_*` into the job's GRES list, job_mgr.c in
+/// 22.05 to 26.05). So:
+/// - GPUs, nodes, tasks, CPUs or node sharing may change only where every partition the
+///   update names has no rule about them;
+/// - moving into a partition with such rules is refused (resubmit there instead);
+/// - a time limit (which a user may raise while the job pends, up to the partition's
+///   MaxTime) is judged against the partitions named, or against the shortest `max_time`
+///   of the policy when none is named.
+pub fn evaluate_update(policy: &Policy, job: &Job) -> Verdict {
+    let names: Vec<&str> = job
+        .partition
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(|l| l.split(',').collect())
+        .unwrap_or_default();
+    if names.is_empty() {
+        return update_in_place(policy, job);
+    }
+    for name in names {
+        let Some(r) = policy.rules(name) else {
+            continue;
+        };
+        if r.judges_resources() {
+            return refuse(
+                policy,
+                Code::AccessDenied,
+                "update-partition",
+                format!("a job cannot be moved into partition '{name}' by an update, since its rules depend on the job's GPU, node and CPU requests, which an update does not show: cancel the job and submit it again with -p {name} (or ask an admin)"),
+            );
+        }
+        let size = Sizing::of(job);
+        let ctx = Ctx {
+            policy,
+            name,
+            r,
+            job,
+            size: &size,
+        };
+        if (r.require_time || r.max_time.is_some()) && job.time_limit.is_none() {
+            return refuse(
+                policy,
+                Code::InvalidTimeLimit,
+                "update-needs-time",
+                format!("partition '{name}' limits time limits: add TimeLimit=... to the same update"),
+            );
+        }
+        if let Some(v) = max_time(&ctx) {
+            return v;
+        }
+    }
+    ACCEPT
+}
+
+/// An update that names no partition.
+fn update_in_place(policy: &Policy, job: &Job) -> Verdict {
+    let ruled = policy.partitions.values().any(|r| r.judges_resources());
+    if job.sets_resources() && ruled {
+        return refuse(
+            policy,
+            Code::AccessDenied,
+            "update-resources",
+            "the GPUs, nodes, tasks or CPUs of a submitted job cannot be changed by an update here, since the policy could not check the result: cancel the job and submit it again with the new request (or ask an admin)".into(),
+        );
+    }
+    match (job.time_limit, policy.shortest_max_minutes()) {
+        (Some(t), Some(max)) if t > max => refuse(
+            policy,
+            Code::InvalidTimeLimit,
+            "update-time",
+            format!("a time limit above {max} minutes cannot be set by an update here, since the policy cannot see the job's partition to check it: ask an admin (or cancel the job and submit it again with the new --time)"),
+        ),
+        _ => ACCEPT,
+    }
 }
 
 #[cfg(test)]

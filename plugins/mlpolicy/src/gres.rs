@@ -32,8 +32,19 @@ impl fmt::Display for BadTres {
 
 impl std::error::Error for BadTres {}
 
+/// The GRES names that count as GPUs when a policy names none.
+pub const DEFAULT_GPU_GRES: &[&str] = &["gpu"];
+
 /// The `gpu` entries of one TRES string (other GRES and TRES are skipped).
 pub fn gpu_entries(tres: &str) -> Result<Vec<GpuEntry>, BadTres> {
+    gres_entries(tres, DEFAULT_GPU_GRES)
+}
+
+/// The entries of one TRES string whose GRES name is in `names`, each as the GPUs it can
+/// occupy: a `gpu` or `shard` count as such (shards of one job may come from several GPUs,
+/// so N shards can touch up to N GPUs), any `mps` count as one GPU, since Slurm serves a
+/// job's MPS share on a node from a single GPU (doc/html/gres.shtml, 22.05 to 26.05).
+pub fn gres_entries<S: AsRef<str>>(tres: &str, names: &[S]) -> Result<Vec<GpuEntry>, BadTres> {
     let bad = |why: &str| BadTres {
         input: tres.to_string(),
         why: why.to_string(),
@@ -55,7 +66,7 @@ pub fn gpu_entries(tres: &str) -> Result<Vec<GpuEntry>, BadTres> {
         };
         let mut parts = spec.split(':');
         let name = parts.next().unwrap_or("");
-        if name != "gpu" {
+        if !names.iter().any(|n| n.as_ref() == name) {
             if name.is_empty() {
                 return Err(bad("an entry has no name"));
             }
@@ -77,6 +88,7 @@ pub fn gpu_entries(tres: &str) -> Result<Vec<GpuEntry>, BadTres> {
             ),
             _ => return Err(bad("too many ':' in a gpu entry")),
         };
+        let count = if name == "mps" { count.min(1) } else { count };
         out.push(GpuEntry { gpu_type, count });
     }
     Ok(out)
@@ -124,8 +136,21 @@ pub struct GpuRequest {
 }
 
 impl GpuRequest {
-    /// Reads the four `tres_per_*` fields (`None` where the field is unset).
+    /// Reads the four `tres_per_*` fields (`None` where the field is unset), counting the
+    /// `gpu` GRES.
     pub fn from_tres(
+        per_job: Option<&str>,
+        per_node: Option<&str>,
+        per_socket: Option<&str>,
+        per_task: Option<&str>,
+    ) -> Result<GpuRequest, BadTres> {
+        Self::counting(DEFAULT_GPU_GRES, per_job, per_node, per_socket, per_task)
+    }
+
+    /// As [`GpuRequest::from_tres`], counting the GRES `names` as GPUs (a policy's
+    /// `gpu_gres`, e.g. `gpu`, `shard`, `mps`).
+    pub fn counting<S: AsRef<str>>(
+        names: &[S],
         per_job: Option<&str>,
         per_node: Option<&str>,
         per_socket: Option<&str>,
@@ -134,7 +159,7 @@ impl GpuRequest {
         let mut r = GpuRequest::default();
         let read = |s: Option<&str>, types: &mut Vec<String>| -> Result<Option<u64>, BadTres> {
             let Some(s) = s else { return Ok(None) };
-            let entries = gpu_entries(s)?;
+            let entries = gres_entries(s, names)?;
             if entries.is_empty() {
                 return Ok(None);
             }

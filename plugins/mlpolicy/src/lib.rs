@@ -2,10 +2,12 @@
 //!
 //! - [`gres`]: the one parser of GPU requests in `tres_per_*` strings, every release's form;
 //! - [`config`]: the site policy (`mlpolicy.json`), checked when loaded;
+//! - [`bounds`]: the most a request can be given (nodes, tasks, GPUs, CPUs per GPU);
 //! - [`engine`]: the rules, a [`engine::Job`] in, a [`engine::Verdict`] out.
 //!
-//! The job_submit adapter and `mlpolicy validate` build on it (next steps of issue 4).
+//! The job_submit adapter and `mlpolicy validate` build on it.
 
+pub mod bounds;
 pub mod config;
 pub mod engine;
 pub mod gres;

@@ -116,12 +116,40 @@ optional_numbers! {
     min_cpus: u32 = NO_VAL,
     cpus_per_task: u16 = NO_VAL16,
     ntasks_per_node: u16 = NO_VAL16,
+    /// `--ntasks-per-socket`: a maximum per socket.
+    ntasks_per_socket: u16 = NO_VAL16,
+    /// `--sockets-per-node`: a minimum the node must have (and the sockets
+    /// `--gpus-per-socket` counts).
+    sockets_per_node: u16 = NO_VAL16,
     /// Minutes.
     time_limit: u32 = NO_VAL,
     /// `--exclusive` sets 0.
     shared: u16 = NO_VAL16,
     /// The component index in a heterogeneous job; `None` for a plain job.
     het_job_offset: u32 = NO_VAL,
+}
+
+/// slurmctld's default partition (slurm.conf's `Default=YES`; the first partition when none
+/// says so): where a job that names no partition goes.
+///
+/// Reads slurmctld's global `char *default_part_name` (src/slurmctld/partition_mgr.c, the
+/// same declaration in 22.05, 24.11 and 26.05; slurmctld exports its symbols for its
+/// plugins). Looked up at run time, so outside slurmctld this is `None`. job_submit and
+/// job_modify run with the partition read lock held, so the string is stable while read.
+pub fn slurmctld_default_partition() -> Option<String> {
+    static ADDR: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let addr = *ADDR.get_or_init(|| {
+        // SAFETY: dlsym with a valid C string; RTLD_DEFAULT searches the host process.
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"default_part_name".as_ptr()) as usize }
+    });
+    let slot = addr as *const *const c_char;
+    if slot.is_null() {
+        return None;
+    }
+    // SAFETY: the symbol is slurmctld's `char *default_part_name`, read under the partition
+    // lock Slurm holds while calling the plugin; NULL or a NUL-terminated string.
+    let name = unsafe { xstr::borrow(std::ptr::read(slot)) }?;
+    Some(name.into_owned()).filter(|n| !n.is_empty())
 }
 
 /// A refusal: the Slurm error code and the message the user sees (`sbatch: error: ...`).

@@ -21,6 +21,20 @@ fn the_shipped_example_parses() {
     assert_eq!(p.max_minutes["gpu"], 2 * 24 * 60);
     assert_eq!(p.max_minutes["interactive"], 240);
     assert_eq!(p.admins.uids, [0]);
+    assert_eq!(p.gpu_gres, ["gpu"]);
+}
+
+#[test]
+fn gpu_gres_names_are_checked() {
+    let p = Policy::parse(r#"{"gpu_gres": ["gpu", "shard", "mps"]}"#, "t", &uid_of).unwrap();
+    assert_eq!(p.gpu_gres, ["gpu", "shard", "mps"]);
+    for (text, why) in [
+        (r#"{"gpu_gres": []}"#, "t: gpu_gres: names no GRES"),
+        (r#"{"gpu_gres": ["gres/gpu"]}"#, "t: gpu_gres: \"gres/gpu\" is not a GRES name"),
+    ] {
+        let e = Policy::parse(text, "t", &uid_of).unwrap_err();
+        assert!(e.0.starts_with(why), "{e}");
+    }
 }
 
 #[test]

@@ -42,6 +42,24 @@ fn every_form_slurm_uses() {
 }
 
 #[test]
+fn sharing_gres_count_where_the_policy_says() {
+    let names = ["gpu", "shard", "mps"];
+    assert_eq!(
+        gres_entries("gres/shard:4,gres/gpu:h100:8,license/x:1", &names).unwrap(),
+        [e(None, 4), e(Some("h100"), 8)]
+    );
+    // An MPS share is served from one GPU per node, whatever the percentage.
+    assert_eq!(gres_entries("gres:mps:50", &names).unwrap(), [e(None, 1)]);
+    assert_eq!(gres_entries("gres/mps:0", &names).unwrap(), [e(None, 0)]);
+    let r = GpuRequest::counting(&names, None, Some("gres/shard:2"), None, None).unwrap();
+    assert_eq!(r.per_node, Some(2));
+    assert!(GpuRequest::from_tres(None, Some("gres/shard:2"), None, None)
+        .unwrap()
+        .per_node
+        .is_none());
+}
+
+#[test]
 fn malformed_strings_are_errors() {
     for s in [
         "gres/gpu:h100:x",
