@@ -3,6 +3,7 @@
 //! fabric profile; then which of them the user's own values override.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
@@ -47,50 +48,122 @@ impl Step {
     }
 }
 
-/// Steps of one job that may run at once get different ports within this many slots.
+/// Ports per job: one block of the range.
 pub const PORT_SLOTS_PER_JOB: u32 = 8;
 
-/// `MASTER_PORT` of a step: the range is cut into blocks of [`PORT_SLOTS_PER_JOB`]
-/// ports, one per job (by job id, wrapping), one port per step within the block (the
-/// batch step first). So jobs whose ids differ by less than `len / 8` (1,250 with the
-/// default range) never share a port, nor do up to 8 concurrent steps of one job.
+/// A step's slot in its job's block of `slots` ports. Slot 0 is the batch step's, or the
+/// interactive step's (a job has one or the other: sbatch makes the first, salloc the
+/// second), and never a numbered step's; numbered steps take the other slots in turn, so
+/// steps whose ids differ by less than `slots - 1` never share a port.
+fn port_slot(step: Step, slots: u32) -> u32 {
+    match step {
+        Step::Id(n) if slots > 1 => 1 + n % (slots - 1),
+        _ => 0,
+    }
+}
+
+/// `MASTER_PORT` of a step: the range is cut into blocks of [`PORT_SLOTS_PER_JOB`] ports,
+/// one block per job (by job id, wrapping), one port per step within the block
+/// ([`port_slot`]). With the default range, jobs whose ids differ by less than 1,250
+/// never share a port; within a job, the batch (or interactive) step never shares one
+/// with a numbered step, and steps 0-6, or any 7 consecutive step ids, get 7 different
+/// ports. A range smaller than a block is shared by all jobs, slot by slot.
 pub fn master_port(ports: &RangeInclusive<u16>, job_id: u32, step: Step) -> u16 {
     let lo = u32::from(*ports.start());
     let len = u32::from(*ports.end()).saturating_sub(lo) + 1;
-    let slot = match step {
-        Step::Id(n) => n % PORT_SLOTS_PER_JOB + 1,
-        _ => 0,
-    } % PORT_SLOTS_PER_JOB;
     let offset = if len >= PORT_SLOTS_PER_JOB {
         let blocks = len / PORT_SLOTS_PER_JOB;
-        (job_id % blocks) * PORT_SLOTS_PER_JOB + slot
+        (job_id % blocks) * PORT_SLOTS_PER_JOB + port_slot(step, PORT_SLOTS_PER_JOB)
     } else {
-        (job_id % len + slot) % len
+        (job_id % len + port_slot(step, len)) % len
     };
     // offset < len <= 65536 - lo, so this fits.
     u16::try_from(lo + offset).unwrap_or(*ports.end())
 }
 
-/// Which variable holds the node list whose first host is the rendezvous host:
-/// the first het component's list in a heterogeneous step, the step's list, the job's list
-/// in the batch step.
-pub fn master_nodelist(
+/// Het components a job may have (slurm.h: `MAX_HET_JOB_COMPONENTS`).
+const MAX_HET_COMPONENTS: u32 = 128;
+
+/// A node list variable of the step's environment, unless unset, empty or "(null)".
+fn nodelist_var(getenv: &dyn Fn(&str) -> Option<String>, var: &str) -> Option<String> {
+    getenv(var).filter(|v| !v.is_empty() && v != "(null)")
+}
+
+/// The rendezvous host, the node of rank 0, and why: `(host, why)`. `None` when the
+/// environment does not tell.
+///
+/// - batch step: the first host of the job (`SLURM_JOB_NODELIST`);
+/// - a step of one component, including `srun --het-group=1` in a het allocation: the
+///   first host of `SLURM_STEP_NODELIST`. The allocation's `*_HET_GROUP_N` variables are
+///   inherited by every step, so they do not say which components the step runs in;
+/// - a het step (`--het-group=0,1`, or `srun ... : ...`): rank 0 is on the first node of
+///   the lowest het group in the step (srun takes `--het-group` as a set). srun sets
+///   `SLURM_STEP_NODELIST` to all of the step's nodes, sorted, so its first host may belong
+///   to a later component; the first component is the lowest group N whose
+///   `SLURM_JOB_NODELIST_HET_GROUP_N` has nodes in the step, and the host is its first
+///   node in the step. When components share a node, srun cannot sort the list and leaves
+///   it in component order (srun.c `_reorder_het_job_recs`): then its first host is it.
+///
+/// `component_tasks` is SPANK's task count, which counts this component's tasks only;
+/// `SLURM_STEP_NUM_TASKS` counts all of the step's, so they differ exactly in het steps.
+/// `expand` is Slurm's hostlist expansion.
+pub fn master_host(
     step: Step,
+    component_tasks: u32,
     getenv: &dyn Fn(&str) -> Option<String>,
-) -> Option<(&'static str, String)> {
-    let candidates: &[&'static str] = match step {
-        Step::Batch => &["SLURM_JOB_NODELIST", "SLURM_NODELIST"],
-        _ => &[
-            "SLURM_NODELIST_HET_GROUP_0",
-            "SLURM_STEP_NODELIST",
-            "SLURM_JOB_NODELIST",
-        ],
+    expand: &dyn Fn(&str) -> std::result::Result<Vec<String>, String>,
+) -> crate::Result<Option<(String, String)>> {
+    let first_of = |var: &'static str| -> crate::Result<Option<(String, String)>> {
+        let Some(list) = nodelist_var(getenv, var) else {
+            return Ok(None);
+        };
+        let hosts = expand(&list).map_err(|e| crate::Error::new(format!("${var}: {e}")))?;
+        Ok(hosts
+            .into_iter()
+            .next()
+            .map(|h| (h, format!("first host of ${var}"))))
     };
-    candidates.iter().find_map(|&var| {
-        getenv(var)
-            .filter(|v| !v.is_empty() && v != "(null)")
-            .map(|v| (var, v))
-    })
+    if step == Step::Batch {
+        return Ok(first_of("SLURM_JOB_NODELIST")?.or(first_of("SLURM_NODELIST")?));
+    }
+    let step_tasks = getenv("SLURM_STEP_NUM_TASKS").and_then(|v| v.trim().parse::<u32>().ok());
+    if step_tasks.map_or(true, |n| n <= component_tasks) {
+        return Ok(first_of("SLURM_STEP_NODELIST")?.or(first_of("SLURM_JOB_NODELIST")?));
+    }
+    het_step_master(getenv, expand)
+}
+
+/// [`master_host`] in a het step.
+fn het_step_master(
+    getenv: &dyn Fn(&str) -> Option<String>,
+    expand: &dyn Fn(&str) -> std::result::Result<Vec<String>, String>,
+) -> crate::Result<Option<(String, String)>> {
+    let var = "SLURM_STEP_NODELIST";
+    let Some(list) = nodelist_var(getenv, var) else {
+        return Ok(None);
+    };
+    let step_hosts = expand(&list).map_err(|e| crate::Error::new(format!("${var}: {e}")))?;
+    let unique: std::collections::BTreeSet<&String> = step_hosts.iter().collect();
+    if unique.len() < step_hosts.len() {
+        return Ok(step_hosts.first().map(|h| {
+            (
+                h.clone(),
+                format!("first host of ${var} (het components share nodes: component order)"),
+            )
+        }));
+    }
+    for group in 0..MAX_HET_COMPONENTS {
+        let var = format!("SLURM_JOB_NODELIST_HET_GROUP_{group}");
+        let Some(list) = nodelist_var(getenv, &var) else {
+            break;
+        };
+        let hosts = expand(&list).map_err(|e| crate::Error::new(format!("${var}: {e}")))?;
+        if let Some(h) = hosts.into_iter().find(|h| unique.contains(h)) {
+            let why = format!("first host of het group {group} (${var}) in the step");
+            return Ok(Some((h, why)));
+        }
+    }
+    Ok(None)
 }
 
 /// The address `SLURM_NODE_ALIASES` gives a node (`name:addr:host,...`, IPv6 addresses in
@@ -363,17 +436,22 @@ pub fn decide(w: &Wanted, current: Option<&str>, applied: &Applied, forced: bool
 /// The result for one task: what to set, what was left alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// `(name, value, why)`, in order; ends with `LD_LIBRARY_PATH` (when it changes) and
-    /// `MLENV_APPLIED`.
+    /// `(name, value, why)`, in order; ends with `MLENV_APPLIED` when anything is set.
     pub set: Vec<(String, String, String)>,
+    /// The new `LD_LIBRARY_PATH`, when it changes: bytes, as the user's part may be.
+    pub ld_library_path: Option<OsString>,
     /// `(name, the user's value)`.
     pub kept: Vec<(String, String)>,
 }
 
+/// Decides each wanted variable against the task's environment (`getenv`), and puts the
+/// profile's library directories in front of the task's `LD_LIBRARY_PATH` (read as bytes:
+/// it need not be UTF-8).
 pub fn plan(
     wanted: &[Wanted],
     lib_dirs: &[PathBuf],
     getenv: &dyn Fn(&str) -> Option<String>,
+    ld_library_path: Option<&OsStr>,
     is_forced: &dyn Fn(&str) -> bool,
 ) -> Plan {
     let applied = getenv(APPLIED_VAR)
@@ -386,20 +464,10 @@ pub fn plan(
             Decision::KeepUser(v) => p.kept.push((w.name.clone(), v)),
         }
     }
-    if let Some(ld) = crate::fabric::prepend_paths(lib_dirs, getenv("LD_LIBRARY_PATH").as_deref()) {
-        p.set.push((
-            "LD_LIBRARY_PATH".into(),
-            ld,
-            "profile library directories".into(),
-        ));
-    }
-    if !p.set.is_empty() {
-        let marker = Applied::encode(
-            p.set
-                .iter()
-                .filter(|(n, _, _)| n != "LD_LIBRARY_PATH")
-                .map(|(n, v, _)| (n.as_str(), v.as_str())),
-        );
+    p.ld_library_path = crate::fabric::prepend_paths(lib_dirs, ld_library_path);
+    if !p.set.is_empty() || p.ld_library_path.is_some() {
+        // LD_LIBRARY_PATH is not in the marker: it is merged, never taken for the user's.
+        let marker = Applied::encode(p.set.iter().map(|(n, v, _)| (n.as_str(), v.as_str())));
         p.set
             .push((APPLIED_VAR.into(), marker, "what mlenv set".into()));
     }

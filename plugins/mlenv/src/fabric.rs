@@ -1,6 +1,8 @@
 //! What fabric a node has (sysfs only: no network calls, no subprocesses) and which of a
 //! profile's library directories exist on it. Runs once per step and node.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Fabric, Profile};
@@ -106,22 +108,34 @@ pub fn missing_plugin_warning(profile_name: &str, profile: &Profile, lib_root: &
     )
 }
 
-/// `dirs` in front of `current`, without repeating a directory already there.
-pub fn prepend_paths(dirs: &[PathBuf], current: Option<&str>) -> Option<String> {
-    let existing: Vec<&str> = current
-        .map(|c| c.split(':').filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
-    let new: Vec<String> = dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .filter(|d| !existing.contains(&d.as_str()))
-        .collect();
+/// `dirs` in front of `current` (the user's `LD_LIBRARY_PATH`), leaving out those already
+/// in it; `None` when nothing changes. `current` is kept byte for byte: it need not be
+/// UTF-8, and an empty entry (`a::b`, a leading or trailing `:`) is the current directory
+/// to ld.so, so it stays. An empty `current` has no entry at all (ld.so ignores it), so
+/// no `:` is added for it.
+pub fn prepend_paths(dirs: &[PathBuf], current: Option<&OsStr>) -> Option<OsString> {
+    let current = current.map_or(&[][..], OsStr::as_bytes);
+    let existing: Vec<&[u8]> = if current.is_empty() {
+        Vec::new()
+    } else {
+        current.split(|&b| b == b':').collect()
+    };
+    let mut new: Vec<&[u8]> = Vec::new();
+    for d in dirs {
+        let d = d.as_os_str().as_bytes();
+        if !existing.contains(&d) && !new.contains(&d) {
+            new.push(d);
+        }
+    }
     if new.is_empty() {
         return None;
     }
-    let mut all = new;
-    all.extend(existing.iter().map(|s| s.to_string()));
-    Some(all.join(":"))
+    let mut out = new.join(&b':');
+    if !current.is_empty() {
+        out.push(b':');
+        out.extend_from_slice(current);
+    }
+    Some(OsString::from_vec(out))
 }
 
 #[cfg(test)]

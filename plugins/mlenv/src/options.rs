@@ -35,10 +35,20 @@ pub fn parse_profile(s: &str) -> Result<String, BadValue> {
     }
 }
 
+/// Which of the user's choices an option sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opt {
+    Mode,
+    Profile,
+    NcclDebug,
+    MasterPort,
+}
+
 /// One option, declared once: its command-line name, the variable that can carry it, its
-/// SPANK `val`, and what `--help` shows.
+/// SPANK `val`, what `--help` shows, and the choice it sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionSpec {
+    pub opt: Opt,
     pub name: &'static str,
     pub c_name: &'static CStr,
     pub arginfo: &'static CStr,
@@ -48,6 +58,7 @@ pub struct OptionSpec {
 }
 
 pub const OPT_MODE: OptionSpec = OptionSpec {
+    opt: Opt::Mode,
     name: "mlenv",
     c_name: c"mlenv",
     arginfo: c"on|off|fabric-only",
@@ -56,6 +67,7 @@ pub const OPT_MODE: OptionSpec = OptionSpec {
     val: 1,
 };
 pub const OPT_PROFILE: OptionSpec = OptionSpec {
+    opt: Opt::Profile,
     name: "mlenv-profile",
     c_name: c"mlenv-profile",
     arginfo: c"NAME",
@@ -64,6 +76,7 @@ pub const OPT_PROFILE: OptionSpec = OptionSpec {
     val: 2,
 };
 pub const OPT_NCCL_DEBUG: OptionSpec = OptionSpec {
+    opt: Opt::NcclDebug,
     name: "nccl-debug",
     c_name: c"nccl-debug",
     arginfo: c"LEVEL",
@@ -73,6 +86,7 @@ pub const OPT_NCCL_DEBUG: OptionSpec = OptionSpec {
     val: 3,
 };
 pub const OPT_MASTER_PORT: OptionSpec = OptionSpec {
+    opt: Opt::MasterPort,
     name: "master-port",
     c_name: c"master-port",
     arginfo: c"N",
@@ -93,24 +107,40 @@ pub struct Choices {
 
 impl Choices {
     /// Records one option's value; the message names the option as the user wrote it.
+    /// Slurm may pass the same option twice with the same value (srun handles the options
+    /// of each het component); a different value is refused, as pyxis does, rather than
+    /// silently replacing the first.
     pub fn set(&mut self, val: i32, arg: &str, via: Via) -> Result<(), BadValue> {
-        let spec = ALL
-            .iter()
-            .find(|o| o.val == val)
-            .ok_or_else(|| BadValue(format!("unknown option {val}")))?;
-        let named = |e: BadValue| match via {
-            Via::CommandLine => BadValue(format!("--{}: {}", spec.name, e.0)),
-            Via::Environment => BadValue(format!("${}: {}", spec.env, e.0)),
+        let Some(spec) = ALL.iter().find(|o| o.val == val) else {
+            let names: Vec<String> = ALL.iter().map(|o| format!("--{}", o.name)).collect();
+            return Err(BadValue(format!(
+                "option number {val} is none of mlenv's ({})",
+                names.join(", ")
+            )));
         };
-        match spec.val {
-            v if v == OPT_MODE.val => self.mode = Some(Mode::parse(arg).map_err(named)?),
-            v if v == OPT_PROFILE.val => self.profile = Some(parse_profile(arg).map_err(named)?),
-            v if v == OPT_NCCL_DEBUG.val => {
-                self.nccl_debug = Some(parse_nccl_debug(arg).map_err(named)?)
+        let named = |e: BadValue| BadValue(format!("{}: {}", spec.shown(via), e.0));
+        match spec.opt {
+            Opt::Mode => {
+                let m = Mode::parse(arg).map_err(named)?;
+                set_once(&mut self.mode, m, |m| m.name().to_string())
             }
-            _ => self.master_port = Some(parse_master_port(arg).map_err(named)?),
+            Opt::Profile => set_once(
+                &mut self.profile,
+                parse_profile(arg).map_err(named)?,
+                String::clone,
+            ),
+            Opt::NcclDebug => set_once(
+                &mut self.nccl_debug,
+                parse_nccl_debug(arg).map_err(named)?,
+                String::clone,
+            ),
+            Opt::MasterPort => set_once(
+                &mut self.master_port,
+                parse_master_port(arg).map_err(named)?,
+                u16::to_string,
+            ),
         }
-        Ok(())
+        .map_err(named)
     }
 
     /// Fills what the command line left open from `SLURM_MLENV*` variables.
@@ -155,6 +185,35 @@ impl Choices {
 pub enum Via {
     CommandLine,
     Environment,
+}
+
+impl OptionSpec {
+    /// The option as the user gave it: `--mlenv` or `$SLURM_MLENV`.
+    pub fn shown(&self, via: Via) -> String {
+        match via {
+            Via::CommandLine => format!("--{}", self.name),
+            Via::Environment => format!("${}", self.env),
+        }
+    }
+}
+
+/// Stores `new` unless a different value is there already.
+fn set_once<T: PartialEq>(
+    slot: &mut Option<T>,
+    new: T,
+    show: impl Fn(&T) -> String,
+) -> Result<(), BadValue> {
+    match slot {
+        Some(old) if *old != new => Err(BadValue(format!(
+            "specified multiple times ({:?}, then {:?})",
+            show(old),
+            show(&new)
+        ))),
+        _ => {
+            *slot = Some(new);
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

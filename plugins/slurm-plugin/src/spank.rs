@@ -6,9 +6,10 @@
 //! `init_post_opt` -> `local_user_init` -> `exit`; sbatch/salloc (ALLOCATOR) `init` ->
 //! options -> `init_post_opt` -> `exit`.
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fmt;
 use std::os::raw::{c_char, c_int};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::{Mutex, MutexGuard};
 
 use slurm_sys as sys;
@@ -216,9 +217,17 @@ impl Spank {
 
     /// Reads a variable of the job's environment in slurmstepd; elsewhere (srun, sbatch,
     /// salloc) the process environment, which is what those commands pass on to the job.
+    /// Bytes that are not UTF-8 are replaced: use [`Spank::getenv_os`] for paths.
     pub fn getenv(&self, name: &str) -> SpankResult<Option<String>> {
+        Ok(self
+            .getenv_os(name)?
+            .map(|v| v.to_string_lossy().into_owned()))
+    }
+
+    /// [`Spank::getenv`], byte for byte.
+    pub fn getenv_os(&self, name: &str) -> SpankResult<Option<OsString>> {
         if !self.is_remote() {
-            return Ok(std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()));
+            return Ok(std::env::var_os(name));
         }
         let cname = Self::c_name(name)?;
         let mut buf = vec![0u8; 4096];
@@ -236,7 +245,8 @@ impl Spank {
             match rc {
                 sys::ESPANK_SUCCESS => {
                     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-                    return Ok(Some(String::from_utf8_lossy(&buf[..end]).into_owned()));
+                    buf.truncate(end);
+                    return Ok(Some(OsString::from_vec(buf)));
                 }
                 sys::ESPANK_ENV_NOEXIST => return Ok(None),
                 sys::ESPANK_NOSPACE if buf.len() < (1 << 20) => buf.resize(buf.len() * 4, 0),
@@ -254,8 +264,13 @@ impl Spank {
     /// of srun/sbatch/salloc, which they pass on to the job. With `overwrite == false` an
     /// existing value is kept (and that is not an error).
     pub fn setenv(&self, name: &str, value: &str, overwrite: bool) -> SpankResult<()> {
+        self.setenv_os(name, OsStr::new(value), overwrite)
+    }
+
+    /// [`Spank::setenv`] with a value that need not be UTF-8.
+    pub fn setenv_os(&self, name: &str, value: &OsStr, overwrite: bool) -> SpankResult<()> {
         let cname = Self::c_name(name)?;
-        let cvalue = CString::new(value)
+        let cvalue = CString::new(value.as_bytes())
             .map_err(|_| SpankError::new(format!("value of ${name} contains a NUL byte")))?;
         if !self.is_remote() {
             // SAFETY: valid C strings. srun/sbatch/salloc call SPANK hooks from their main

@@ -193,9 +193,23 @@ impl SpankPlugin for MlEnv {
             node.rendezvous.as_ref(),
             &node.fabric,
         );
-        let plan = env::plan(&wanted, &node.fabric.lib_dirs, &getenv, &|v| {
-            a.config.is_forced(v)
-        });
+        // As bytes: a user's LD_LIBRARY_PATH need not be UTF-8.
+        let ld_library_path = spank.getenv_os("LD_LIBRARY_PATH")?;
+        let plan = env::plan(
+            &wanted,
+            &node.fabric.lib_dirs,
+            &getenv,
+            ld_library_path.as_deref(),
+            &|v| a.config.is_forced(v),
+        );
+        if let Some(ld) = &plan.ld_library_path {
+            spank.setenv_os("LD_LIBRARY_PATH", ld, true)?;
+            tracing::debug!(
+                "task {}: LD_LIBRARY_PATH={} (profile library directories)",
+                task.map_or(0, |t| t.rank),
+                ld.to_string_lossy()
+            );
+        }
         for (name, value, why) in &plan.set {
             spank.setenv(name, value, true)?;
             tracing::debug!(
@@ -284,22 +298,25 @@ impl Active {
 
     fn rendezvous(&self, node: &NodeState, spank: &Spank) -> SpankResult<Option<Rendezvous>> {
         let getenv = |k: &str| spank.getenv(k).ok().flatten();
-        let Some((var, list)) = env::master_nodelist(node.step, &getenv) else {
-            tracing::debug!("no node list in the step's environment: no MASTER_ADDR");
+        // SPANK's task count is this het component's; the step's, in its environment, is
+        // all components': the pure code tells het steps apart by that.
+        let component_tasks = spank.total_task_count()?;
+        let expand = |list: &str| HostList::expand(list).map_err(|e| e.to_string());
+        let Some((host, host_why)) = env::master_host(node.step, component_tasks, &getenv, &expand)
+            .map_err(|e| SpankError::new(e.0))?
+        else {
+            tracing::debug!("no rendezvous host in the step's environment: no MASTER_ADDR");
             return Ok(None);
         };
-        let host = HostList::first(&list)
-            .map_err(|e| SpankError::new(format!("${var}: {e}")))?
-            .ok_or_else(|| SpankError::new(format!("${var} is empty")))?;
         let (addr, why) = match self.config.addr {
-            AddrMode::Name => (host.clone(), format!("first host of ${var}")),
+            AddrMode::Name => (host.clone(), host_why),
             AddrMode::Alias => {
                 match getenv("SLURM_NODE_ALIASES").and_then(|a| env::alias_address(&a, &host)) {
                     Some(a) => (a, format!("address of {host} in $SLURM_NODE_ALIASES")),
-                    None => node_addr(&host, var),
+                    None => node_addr(&host, &host_why),
                 }
             }
-            AddrMode::NodeAddr => node_addr(&host, var),
+            AddrMode::NodeAddr => node_addr(&host, &host_why),
         };
         let (port, port_why) = match node.choices.master_port {
             Some(p) => (p, "--master-port".to_string()),
@@ -317,13 +334,11 @@ impl Active {
     }
 }
 
-/// `NodeAddr` of `host` from the daemon's node table, else its name.
-fn node_addr(host: &str, var: &str) -> (String, String) {
+/// `NodeAddr` of `host` from the daemon's node table, else its name; `why` says why
+/// `host`.
+fn node_addr(host: &str, why: &str) -> (String, String) {
     match conf::node_address(host) {
-        Some(a) => (a, format!("NodeAddr of {host}, first host of ${var}")),
-        None => (
-            host.to_string(),
-            format!("first host of ${var} (no NodeAddr known)"),
-        ),
+        Some(a) => (a, format!("NodeAddr of {host}, {why}")),
+        None => (host.to_string(), format!("{why} (no NodeAddr known)")),
     }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 
 fn envf(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let m: HashMap<String, String> = pairs
@@ -42,32 +43,141 @@ fn ports_differ_for_close_jobs_and_concurrent_steps() {
     assert_eq!(master_port(&(65535..=65535), u32::MAX, Step::Id(7)), 65535);
 }
 
+/// Issue 12: the batch step and steps 7, 15, 23, ... had the same port.
 #[test]
-fn the_rendezvous_node_list() {
-    let e = envf(&[
-        ("SLURM_STEP_NODELIST", "n[2-3]"),
-        ("SLURM_JOB_NODELIST", "n[1-3]"),
-    ]);
+fn no_numbered_step_shares_the_batch_or_interactive_steps_port() {
+    let r = 20000..=29999;
+    for job in [0, 1, 4242, u32::MAX] {
+        let batch = master_port(&r, job, Step::Batch);
+        assert_eq!(master_port(&r, job, Step::Interactive), batch);
+        let block = 20000 + (job % 1250) * 8;
+        assert_eq!(u32::from(batch), block);
+        for step in 0..1000 {
+            let p = master_port(&r, job, Step::Id(step));
+            assert_ne!(p, batch, "job {job} step {step}");
+            // The documented rule: 1 + id mod 7 within the block.
+            assert_eq!(u32::from(p), block + 1 + step % 7, "job {job} step {step}");
+        }
+        // Any 7 consecutive steps get 7 ports.
+        for first in [0, 7, 15, 23, 1000] {
+            let ports: std::collections::HashSet<u16> = (first..first + 7)
+                .map(|s| master_port(&r, job, Step::Id(s)))
+                .collect();
+            assert_eq!(ports.len(), 7, "job {job} steps {first}..");
+        }
+    }
+    // A range of 3 ports: the batch step keeps its own, steps alternate on the other two.
+    let small = 30000..=30002;
+    assert_eq!(master_port(&small, 0, Step::Batch), 30000);
+    assert_eq!(master_port(&small, 0, Step::Id(0)), 30001);
+    assert_eq!(master_port(&small, 0, Step::Id(1)), 30002);
+    assert_eq!(master_port(&small, 0, Step::Id(2)), 30001);
+}
+
+/// Host lists as comma-separated names, for these tests.
+fn split(list: &str) -> Result<Vec<String>, String> {
+    if list.contains('[') {
+        return Err(format!("bad list {list:?}"));
+    }
+    Ok(list.split(',').map(str::to_string).collect())
+}
+
+fn host(step: Step, component_tasks: u32, vars: &[(&str, &str)]) -> Option<String> {
+    master_host(step, component_tasks, &envf(vars), &split)
+        .unwrap()
+        .map(|(h, _)| h)
+}
+
+#[test]
+fn the_rendezvous_host() {
+    let plain = [
+        ("SLURM_STEP_NODELIST", "n2,n3"),
+        ("SLURM_STEP_NUM_TASKS", "4"),
+        ("SLURM_JOB_NODELIST", "n1,n2,n3"),
+    ];
+    assert_eq!(host(Step::Id(0), 4, &plain).as_deref(), Some("n2"));
+    assert_eq!(host(Step::Batch, 1, &plain).as_deref(), Some("n1"));
     assert_eq!(
-        master_nodelist(Step::Id(0), &e),
-        Some(("SLURM_STEP_NODELIST", "n[2-3]".to_string()))
+        master_host(Step::Id(0), 4, &envf(&plain), &split).unwrap(),
+        Some((
+            "n2".to_string(),
+            "first host of $SLURM_STEP_NODELIST".to_string()
+        ))
     );
     assert_eq!(
-        master_nodelist(Step::Batch, &e),
-        Some(("SLURM_JOB_NODELIST", "n[1-3]".to_string()))
-    );
-    let het = envf(&[
-        ("SLURM_STEP_NODELIST", "n[1-3]"),
-        ("SLURM_NODELIST_HET_GROUP_0", "n3"),
-    ]);
-    assert_eq!(
-        master_nodelist(Step::Id(0), &het),
-        Some(("SLURM_NODELIST_HET_GROUP_0", "n3".to_string()))
-    );
-    assert_eq!(
-        master_nodelist(Step::Id(0), &envf(&[("SLURM_STEP_NODELIST", "(null)")])),
+        host(Step::Id(0), 1, &[("SLURM_STEP_NODELIST", "(null)")]),
         None
     );
+    let e = master_host(
+        Step::Id(0),
+        1,
+        &envf(&[("SLURM_STEP_NODELIST", "n[")]),
+        &split,
+    )
+    .unwrap_err();
+    assert_eq!(e.0, "$SLURM_STEP_NODELIST: bad list \"n[\"");
+}
+
+/// Issue 12: in a het allocation (group 0 on n3, group 1 on n1-n2), every step inherits
+/// the allocation's `*_HET_GROUP_N` variables, whichever groups it runs in.
+#[test]
+fn the_rendezvous_host_of_het_steps_is_in_the_steps_first_component() {
+    let alloc = [
+        ("SLURM_HET_SIZE", "2"),
+        ("SLURM_JOB_NODELIST_HET_GROUP_0", "n3"),
+        ("SLURM_NODELIST_HET_GROUP_0", "n3"),
+        ("SLURM_JOB_NODELIST_HET_GROUP_1", "n1,n2"),
+        ("SLURM_NODELIST_HET_GROUP_1", "n1,n2"),
+    ];
+    let with = |more: &[(&'static str, &'static str)]| {
+        let mut v = alloc.to_vec();
+        v.extend_from_slice(more);
+        v
+    };
+    // srun --het-group=1: a step of group 1 alone (4 tasks, all of them this component's).
+    let group1 = with(&[
+        ("SLURM_STEP_NODELIST", "n1,n2"),
+        ("SLURM_STEP_NUM_TASKS", "4"),
+    ]);
+    assert_eq!(host(Step::Id(0), 4, &group1).as_deref(), Some("n1"));
+    // --het-group=0,1 (or 1,0): 1 + 4 tasks on the sorted union; either component's nodes
+    // see their own task count only.
+    let both = with(&[
+        ("SLURM_STEP_NODELIST", "n1,n2,n3"),
+        ("SLURM_STEP_NUM_TASKS", "5"),
+    ]);
+    assert_eq!(host(Step::Id(0), 1, &both).as_deref(), Some("n3"));
+    assert_eq!(host(Step::Id(0), 4, &both).as_deref(), Some("n3"));
+    assert_eq!(
+        master_host(Step::Id(0), 4, &envf(&both), &split)
+            .unwrap()
+            .unwrap()
+            .1,
+        "first host of het group 0 ($SLURM_JOB_NODELIST_HET_GROUP_0) in the step"
+    );
+    // Groups 1 and 2 of three: group 0's nodes are not in the step.
+    let three = [
+        ("SLURM_JOB_NODELIST_HET_GROUP_0", "n5"),
+        ("SLURM_JOB_NODELIST_HET_GROUP_1", "n3,n4"),
+        ("SLURM_JOB_NODELIST_HET_GROUP_2", "n1"),
+        ("SLURM_STEP_NODELIST", "n1,n3"),
+        ("SLURM_STEP_NUM_TASKS", "3"),
+    ];
+    assert_eq!(host(Step::Id(2), 1, &three).as_deref(), Some("n3"));
+    // Components on a shared node: srun leaves the list in component order.
+    let shared = [
+        ("SLURM_JOB_NODELIST_HET_GROUP_0", "n2"),
+        ("SLURM_JOB_NODELIST_HET_GROUP_1", "n1,n2"),
+        ("SLURM_STEP_NODELIST", "n2,n1,n2"),
+        ("SLURM_STEP_NUM_TASKS", "3"),
+    ];
+    assert_eq!(host(Step::Id(0), 1, &shared).as_deref(), Some("n2"));
+    // No group list names a node of the step: no rendezvous rather than a wrong one.
+    let none = [
+        ("SLURM_STEP_NODELIST", "n1,n2"),
+        ("SLURM_STEP_NUM_TASKS", "3"),
+    ];
+    assert_eq!(host(Step::Id(0), 1, &none), None);
 }
 
 #[test]
@@ -214,7 +324,7 @@ fn explicit_options_win() {
     assert!(nccl[0].explicit);
     assert!(w.iter().find(|w| w.name == "MASTER_PORT").unwrap().explicit);
     // A user's MASTER_PORT export loses to --master-port.
-    let p = plan(&w, &[], &envf(&[("MASTER_PORT", "1234")]), &|_| false);
+    let p = plan(&w, &[], &envf(&[("MASTER_PORT", "1234")]), None, &|_| false);
     assert!(p
         .set
         .iter()
@@ -235,14 +345,16 @@ fn the_user_wins_unless_forced_and_the_plugins_own_values_are_replaced() {
         &FabricPlan::default(),
     );
     // The user exported MASTER_PORT: it stays.
-    let p = plan(&w, &[], &envf(&[("MASTER_PORT", "12345")]), &|_| false);
+    let p = plan(&w, &[], &envf(&[("MASTER_PORT", "12345")]), None, &|_| {
+        false
+    });
     assert_eq!(
         p.kept,
         vec![("MASTER_PORT".to_string(), "12345".to_string())]
     );
     assert!(!p.set.iter().any(|(n, _, _)| n == "MASTER_PORT"));
     // Unless the admin forces it.
-    let p = plan(&w, &[], &envf(&[("MASTER_PORT", "12345")]), &|v| {
+    let p = plan(&w, &[], &envf(&[("MASTER_PORT", "12345")]), None, &|v| {
         v == "MASTER_PORT"
     });
     assert!(p.kept.is_empty());
@@ -261,6 +373,7 @@ fn the_user_wins_unless_forced_and_the_plugins_own_values_are_replaced() {
         ),
         &[],
         &envf(&[]),
+        None,
         &|_| false,
     );
     let marker = batch
@@ -274,6 +387,7 @@ fn the_user_wins_unless_forced_and_the_plugins_own_values_are_replaced() {
         &w,
         &[],
         &envf(&[("MASTER_PORT", "20336"), (APPLIED_VAR, &marker)]),
+        None,
         &|_| false,
     );
     assert!(p.kept.is_empty(), "{:?}", p.kept);
@@ -286,6 +400,7 @@ fn the_user_wins_unless_forced_and_the_plugins_own_values_are_replaced() {
         &w,
         &[],
         &envf(&[("MASTER_PORT", "4444"), (APPLIED_VAR, &marker)]),
+        None,
         &|_| false,
     );
     assert_eq!(
@@ -307,26 +422,24 @@ fn library_directories_are_merged_not_clobbered() {
     let p = plan(
         &[],
         &dirs,
-        &envf(&[("LD_LIBRARY_PATH", "/home/u/lib")]),
+        &envf(&[]),
+        Some(OsStr::new("/home/u/lib")),
         &|_| false,
     );
     assert_eq!(
-        p.set[0],
-        (
-            "LD_LIBRARY_PATH".to_string(),
-            "/opt/amazon/efa/lib:/home/u/lib".to_string(),
-            "profile library directories".to_string()
-        )
+        p.ld_library_path,
+        Some(OsString::from("/opt/amazon/efa/lib:/home/u/lib"))
     );
-    assert_eq!(p.set[1].0, APPLIED_VAR);
-    assert!(plan(
+    assert_eq!(p.set.len(), 1);
+    assert_eq!(p.set[0].0, APPLIED_VAR);
+    let p = plan(
         &[],
         &dirs,
-        &envf(&[("LD_LIBRARY_PATH", "/opt/amazon/efa/lib")]),
-        &|_| false
-    )
-    .set
-    .is_empty());
+        &envf(&[]),
+        Some(OsStr::new("/opt/amazon/efa/lib")),
+        &|_| false,
+    );
+    assert_eq!(p, Plan::default());
 }
 
 #[test]

@@ -1,4 +1,5 @@
 use super::*;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::symlink;
 
 /// A sysfs fixture: `devices` as (name, driver) under class/infiniband.
@@ -67,18 +68,53 @@ fn only_existing_library_directories_are_used_and_the_plugin_is_found() {
     );
 }
 
+fn prepend(dirs: &[PathBuf], current: Option<&[u8]>) -> Option<Vec<u8>> {
+    prepend_paths(dirs, current.map(OsStr::from_bytes)).map(OsString::into_vec)
+}
+
 #[test]
 fn library_paths_go_in_front_once() {
     let dirs = vec![PathBuf::from("/a"), PathBuf::from("/b")];
-    assert_eq!(prepend_paths(&dirs, None).as_deref(), Some("/a:/b"));
+    assert_eq!(prepend(&dirs, None).as_deref(), Some(&b"/a:/b"[..]));
     assert_eq!(
-        prepend_paths(&dirs, Some("/usr/lib")).as_deref(),
-        Some("/a:/b:/usr/lib")
+        prepend(&dirs, Some(b"/usr/lib")).as_deref(),
+        Some(&b"/a:/b:/usr/lib"[..])
     );
     assert_eq!(
-        prepend_paths(&dirs, Some("/b:/c")).as_deref(),
-        Some("/a:/b:/c")
+        prepend(&dirs, Some(b"/b:/c")).as_deref(),
+        Some(&b"/a:/b:/c"[..])
     );
-    assert_eq!(prepend_paths(&dirs, Some("/a:/b")), None);
-    assert_eq!(prepend_paths(&[], Some("/x")), None);
+    assert_eq!(prepend(&dirs, Some(b"/a:/b")), None);
+    assert_eq!(prepend(&[], Some(b"/x")), None);
+    // Set but empty: no entry, so no ':' that would add the current directory.
+    assert_eq!(prepend(&dirs, Some(b"")).as_deref(), Some(&b"/a:/b"[..]));
+}
+
+/// Issue 12: a non-UTF-8 LD_LIBRARY_PATH was rewritten lossily and its empty entries
+/// (the current directory, to ld.so) dropped.
+#[test]
+fn the_users_path_is_kept_byte_for_byte() {
+    let dirs = vec![PathBuf::from("/a")];
+    for user in [
+        &b"/home/\xff\xfelib"[..],
+        b"/x::/y",
+        b":/x",
+        b"/x:",
+        b"::",
+        b"/home/\xe9t\xe9:",
+    ] {
+        let mut want = b"/a:".to_vec();
+        want.extend_from_slice(user);
+        assert_eq!(prepend(&dirs, Some(user)), Some(want), "{user:?}");
+    }
+    // A directory that is not UTF-8 itself is compared as bytes too.
+    let odd = PathBuf::from(OsStr::from_bytes(b"/opt/\xff"));
+    assert_eq!(
+        prepend(std::slice::from_ref(&odd), Some(b"/opt/\xff:/x")),
+        None
+    );
+    assert_eq!(
+        prepend(&[odd, PathBuf::from("/a")], Some(b"/x")).as_deref(),
+        Some(&b"/opt/\xff:/a:/x"[..])
+    );
 }

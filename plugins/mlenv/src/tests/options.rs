@@ -95,3 +95,66 @@ fn options_are_declared_consistently() {
         assert!(o.usage.to_str().unwrap().contains(&format!("${}", o.env)));
     }
 }
+
+#[test]
+fn a_repeated_option_must_repeat_its_value() {
+    let mut c = Choices::default();
+    c.set(OPT_MASTER_PORT.val, "31000", Via::CommandLine)
+        .unwrap();
+    // Slurm may hand the same option over twice: the same value is fine.
+    c.set(OPT_MASTER_PORT.val, "31000", Via::CommandLine)
+        .unwrap();
+    assert_eq!(
+        c.set(OPT_MASTER_PORT.val, "32000", Via::CommandLine)
+            .unwrap_err()
+            .0,
+        "--master-port: specified multiple times (\"31000\", then \"32000\")"
+    );
+    assert_eq!(c.master_port, Some(31000), "the first value stays");
+    // Compared as parsed: "yes" is "on", "info" is "INFO".
+    c.set(OPT_MODE.val, "on", Via::CommandLine).unwrap();
+    c.set(OPT_MODE.val, "yes", Via::CommandLine).unwrap();
+    c.set(OPT_NCCL_DEBUG.val, "info", Via::CommandLine).unwrap();
+    c.set(OPT_NCCL_DEBUG.val, "INFO", Via::CommandLine).unwrap();
+    assert_eq!(
+        c.set(OPT_MODE.val, "fabric-only", Via::CommandLine)
+            .unwrap_err()
+            .0,
+        "--mlenv: specified multiple times (\"on\", then \"fabric-only\")"
+    );
+    c.set(OPT_PROFILE.val, "efa", Via::CommandLine).unwrap();
+    assert_eq!(
+        c.set(OPT_PROFILE.val, "efa-legacy", Via::CommandLine)
+            .unwrap_err()
+            .0,
+        "--mlenv-profile: specified multiple times (\"efa\", then \"efa-legacy\")"
+    );
+}
+
+#[test]
+fn an_unknown_option_number_is_not_taken_for_the_port() {
+    let mut c = Choices::default();
+    assert_eq!(
+        c.set(9, "31000", Via::CommandLine).unwrap_err().0,
+        "option number 9 is none of mlenv's (--mlenv, --mlenv-profile, --nccl-debug, --master-port)"
+    );
+    assert_eq!(c, Choices::default());
+    // Each option sets its own choice, whatever its number.
+    for spec in ALL {
+        let mut c = Choices::default();
+        let arg = match spec.opt {
+            Opt::Mode => "off",
+            Opt::Profile => "efa",
+            Opt::NcclDebug => "warn",
+            Opt::MasterPort => "31000",
+        };
+        c.set(spec.val, arg, Via::Environment).unwrap();
+        let set = [
+            c.mode.is_some(),
+            c.profile.is_some(),
+            c.nccl_debug.is_some(),
+            c.master_port.is_some(),
+        ];
+        assert_eq!(set.iter().filter(|s| **s).count(), 1, "{spec:?}: {c:?}");
+    }
+}
