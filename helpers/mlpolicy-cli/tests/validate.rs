@@ -3,10 +3,18 @@
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mlpolicy"))
-        .args(args)
-        .output()
-        .unwrap();
+    run_with(args, Some(std::path::Path::new("/nonexistent/slurm.conf")))
+}
+
+/// With `SLURM_CONF` set to `slurm_conf`, or unset.
+fn run_with(args: &[&str], slurm_conf: Option<&std::path::Path>) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlpolicy"));
+    c.args(args);
+    match slurm_conf {
+        Some(f) => c.env("SLURM_CONF", f),
+        None => c.env_remove("SLURM_CONF"),
+    };
+    let out = c.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -14,18 +22,67 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+const EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../conf-examples/mlpolicy.json"
+);
+
 #[test]
 fn the_example_is_valid() {
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../conf-examples/mlpolicy.json"
-    );
-    let (code, out, err) = run(&["validate", example]);
+    let (code, out, err) = run(&["validate", EXAMPLE]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.ends_with(": ok: 3 partition rule set(s): cpu (cpu), gpu (gpu), interactive (gpu); default partitions: gpu gpu, cpu cpu; 1 admin uid(s), 1 admin account(s)\n"),
+        out.ends_with(": ok: 3 partition rule set(s): cpu (cpu), gpu (gpu), interactive (gpu); default partitions: gpu gpu, cpu cpu; 1 admin uid(s), 1 admin account(s)\nadmins.accounts: cannot tell whether slurmctld honours them (cannot read /nonexistent/slurm.conf: No such file or directory (os error 2)): only with AccountingStorageEnforce=associations\n"),
         "{out}"
     );
+}
+
+/// The example names an admin account: validate says, as the plugin logs at load, whether
+/// slurmctld will honour it, from the slurm.conf in `SLURM_CONF` or beside the policy.
+#[test]
+fn admin_accounts_are_judged_by_the_slurm_conf() {
+    let dir = std::env::temp_dir().join(format!("mlpolicy-validate-acct-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("slurm.conf");
+    let last_line = |slurm_conf: Option<&std::path::Path>, policy: &str| {
+        let (code, out, err) = run_with(&["validate", policy], slurm_conf);
+        assert_eq!(code, 0, "{err}");
+        out.lines().last().unwrap_or_default().to_string()
+    };
+    std::fs::write(
+        &conf,
+        "ClusterName=c\nAccountingStorageEnforce=limits,qos\n",
+    )
+    .unwrap();
+    assert_eq!(
+        last_line(Some(&conf), EXAMPLE),
+        format!(
+            "admins.accounts honoured: associations enforced ({})",
+            conf.display()
+        )
+    );
+    std::fs::write(&conf, "ClusterName=c\nAccountingStorageEnforce=nojobs\n").unwrap();
+    assert_eq!(
+        last_line(Some(&conf), EXAMPLE),
+        format!("admins.accounts ignored: AccountingStorageEnforce lacks associations, any user may name any account ({})", conf.display())
+    );
+    std::fs::write(&conf, "ClusterName=c\nInclude /etc/slurm/accounting.conf\n").unwrap();
+    assert_eq!(
+        last_line(Some(&conf), EXAMPLE),
+        format!("admins.accounts: cannot tell whether slurmctld honours them ({} has Include lines and no AccountingStorageEnforce of its own): only with AccountingStorageEnforce=associations", conf.display())
+    );
+    // Without SLURM_CONF: the slurm.conf beside the policy, as slurmctld pairs them.
+    std::fs::write(&conf, "AccountingStorageEnforce=associations\n").unwrap();
+    let policy = dir.join("mlpolicy.json");
+    std::fs::copy(EXAMPLE, &policy).unwrap();
+    assert_eq!(
+        last_line(None, policy.to_str().unwrap()),
+        format!(
+            "admins.accounts honoured: associations enforced ({})",
+            conf.display()
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
