@@ -1,6 +1,6 @@
-//! The host daemon's slurm.conf, as Slurm loaded it: its path, when it was read, and the
-//! node table. Read through libslurmfull's own data (`slurm_conf`) and functions, looked up
-//! at run time: they are internal to Slurm, not in slurm.h.
+//! The host daemon's slurm.conf, as Slurm loaded it: its path, when it was read, what it
+//! enforces, and the node table. Read through libslurmfull's own data (`slurm_conf`) and
+//! functions, looked up at run time: they are internal to Slurm, not in slurm.h.
 
 use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_char;
@@ -40,8 +40,9 @@ pub fn node_address(node: &str) -> Option<String> {
 }
 
 /// libslurmfull's global `slurm_conf` (src/common/read_config.c), whose layout is
-/// `slurm_conf_t` of the installed slurm.h.
-fn global() -> Option<&'static sys::slurm_conf_t> {
+/// `slurm_conf_t` of the installed slurm.h. A raw pointer, never a reference: slurmctld
+/// rewrites this memory on every reconfigure, so each field is read at the moment of use.
+fn global() -> Option<*const sys::slurm_conf_t> {
     // Looked up once: the address does not change for the life of the process, and
     // job_submit reads `last_update` on every call.
     static ADDR: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -49,31 +50,57 @@ fn global() -> Option<&'static sys::slurm_conf_t> {
         // SAFETY: dlsym with a valid C string.
         unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"slurm_conf".as_ptr()) as usize }
     });
-    // SAFETY: the symbol is the daemon's `slurm_conf_t slurm_conf`, which lives as long as
-    // the process; callers read it under the lock Slurm holds while calling the plugin.
-    unsafe { (addr as *const sys::slurm_conf_t).as_ref() }
+    (addr != 0).then_some(addr as *const sys::slurm_conf_t)
 }
 
-/// A path-valued field of `slurm_conf`.
-fn path_field(field: fn(&sys::slurm_conf_t) -> *mut c_char) -> Option<std::path::PathBuf> {
-    let conf = global()?;
-    // SAFETY: NULL or a string Slurm owns for as long as this configuration.
-    let p = unsafe { crate::xstr::borrow(field(conf)) }?;
-    Some(std::path::PathBuf::from(p.into_owned()))
+/// Reads one field of `slurm_conf` by value, through the raw pointer (no reference to the
+/// struct is ever formed). Volatile: the field may change under us between two calls, and
+/// each call must see it as it is now.
+macro_rules! field {
+    ($field:ident) => {
+        global().map(|conf| {
+            // SAFETY: `conf` is the daemon's `slurm_conf`, alive for the whole process;
+            // the field is a plain value of the installed slurm.h's layout, aligned.
+            unsafe { std::ptr::addr_of!((*conf).$field).read_volatile() }
+        })
+    };
+}
+
+/// A path-valued field of `slurm_conf`, copied out at once. Only from a thread that holds
+/// Slurm's config lock or runs before slurmctld reconfigures (init): the string is freed
+/// and replaced on reconfigure.
+fn path_field(p: Option<*mut c_char>) -> Option<std::path::PathBuf> {
+    // SAFETY: NULL or a string Slurm owns for as long as this configuration; copied here.
+    let s = unsafe { crate::xstr::borrow(p?) }?;
+    Some(std::path::PathBuf::from(s.into_owned()))
 }
 
 /// The slurm.conf the daemon read (`slurmctld -f`, `SLURM_CONF`, or the built-in default).
 pub fn path() -> Option<std::path::PathBuf> {
-    path_field(|c| c.slurm_conf)
+    path_field(field!(slurm_conf))
 }
 
 /// When the daemon last read its configuration (`scontrol reconfigure` changes it): a plain
-/// memory read, cheap enough for every call of a hot path.
+/// memory read, cheap enough for every call of a hot path, and safe from any thread (an
+/// aligned integer, never freed).
 pub fn last_update() -> Option<i64> {
-    global().map(|c| c.last_update)
+    field!(last_update)
 }
 
 /// `StateSaveLocation`: where slurmctld keeps state across restarts.
 pub fn state_save_location() -> Option<std::path::PathBuf> {
-    path_field(|c| c.state_save_location)
+    path_field(field!(state_save_location))
+}
+
+/// `ACCOUNTING_ENFORCE_ASSOCS`: src/common/read_config.h (`SLURM_BIT(0)` from 22.05
+/// through 24.11), not in slurm.h. `AccountingStorageEnforce=associations` sets it, and so
+/// do `limits`, `qos`, `safe`, `wckeys` and `all` (read_config.c,
+/// `_validate_accounting_storage_enforce`).
+const ACCOUNTING_ENFORCE_ASSOCS: u16 = 1 << 0;
+
+/// Whether slurmctld refuses jobs without a valid association (user, account, partition):
+/// only then is a job's `--account` one its user belongs to. A plain integer read, safe
+/// from any thread.
+pub fn associations_enforced() -> Option<bool> {
+    field!(accounting_storage_enforce).map(|f| f & ACCOUNTING_ENFORCE_ASSOCS != 0)
 }
