@@ -14,7 +14,8 @@ const POLICY: &str = r#"{
   "partitions": {
     "gpu": {"kind": "gpu", "max_gpus_per_node": 4, "max_gpus_per_job": 16, "gpu_types": ["h100"], "gpus_per_node": 8, "whole_nodes": true},
     "interactive": {"kind": "gpu", "max_time": "1:00:00", "require_time": true},
-    "cpu": {"kind": "cpu"}
+    "cpu": {"kind": "cpu"},
+    "short": {"max_time": "0:30:00"}
   }
 }
 "#;
@@ -23,7 +24,7 @@ const SEE: &str = " (see https://example.org/policy)";
 
 /// The partitions the policies of these tests name, all over the 3 nodes.
 fn partitions() -> Vec<String> {
-    ["gpu", "cpu", "interactive"]
+    ["gpu", "cpu", "interactive", "short"]
         .iter()
         .map(|p| format!("PartitionName={p} Nodes=n[1-3] State=UP"))
         .collect()
@@ -87,9 +88,9 @@ fn each_rule_refuses_with_one_clear_line() {
     let cases: &[(&[&str], &str, &str)] = &[
         (&["-p", "gpu"], "partition 'gpu' needs a GPU request: add --gpus-per-node=N (or submit to partition 'cpu')", GRES),
         (&["-p", "cpu", "--gpus-per-node=1"], "partition 'cpu' has no GPUs: remove the GPU request (or submit to partition 'gpu')", GRES),
-        (&["-p", "gpu", "--gpus-per-node=5"], "partition 'gpu' allows at most 4 GPUs per node; the job asks for 5: lower --gpus-per-node", GRES),
+        (&["-p", "gpu", "--gpus-per-node=5"], "partition 'gpu' allows at most 4 GPUs per node; this request can get 5 on one node: lower the GPUs per node or per task, or the tasks per node", GRES),
         (&["-p", "gpu", "--gpus=a100:1"], "partition 'gpu' has no 'a100' GPUs: use one of h100 (or no type)", GRES),
-        (&["-p", "gpu", "-N2", "--gpus-per-node=2"], "partition 'gpu': a job on 2 nodes must take whole nodes: add --exclusive or --gpus-per-node=8", "Node count specification invalid"),
+        (&["-p", "gpu", "-N2", "--gpus-per-node=2"], "partition 'gpu': a job that can span 2 nodes must take whole nodes: add --exclusive or --gpus-per-node=8 (or use -N1)", "Node count specification invalid"),
         (&["-p", "interactive", "--gpus-per-node=1"], "partition 'interactive' needs a time limit: add --time=1:00:00", "Requested time limit is invalid"),
         (&["-p", "interactive", "--gpus-per-node=1", "--time=2:00:00"], "partition 'interactive' allows at most 1:00:00 (60 minutes); the job asks for 120 minutes: lower --time", "Requested time limit is invalid"),
         (&["-p", "gpu,cpu", "--gpus-per-node=1"], "partition 'cpu' has no GPUs: remove the GPU request (or submit to partition 'gpu')", GRES),
@@ -202,65 +203,71 @@ fn het_jobs_are_checked_per_component() {
 }
 
 /// `scontrol update` by the job's owner goes through job_modify. Slurm gives it only the
-/// fields being changed, so what the update sets is judged against the partition it names.
+/// fields being changed, never the job's partition or its other requests, so an update is
+/// let through only where that is enough to judge it (engine::evaluate_update).
 #[test]
-fn updates_go_through_the_same_rules() {
+fn updates_are_never_let_through_unjudged() {
     let c = policy_cluster(POLICY);
     let u = user();
-    let job = c
-        .sbatch(
-            Some(&u),
-            &["-H", "-o", "/dev/null", "-p", "cpu", "--wrap", "true"],
-        )
-        .unwrap();
+    let (job, _) = held_job(&c, &["-p", "cpu", "--time=10"]);
     let id = format!("jobid={job}");
-    let (ok_, err) = as_user(
-        &c,
-        "scontrol",
-        &["update", &id, "partition=interactive", "timelimit=3:00:00"],
-    );
-    assert!(!ok_, "the update was accepted");
-    // job_modify gained err_msg in 23.02: from then on the user sees the plugin's reason.
-    #[cfg(slurm_ge_23_02)]
+    let update = |args: &[&str]| {
+        let mut a = vec!["update", id.as_str()];
+        a.extend_from_slice(args);
+        as_user(&c, "scontrol", &a)
+    };
+    // GPUs, nodes, tasks or CPUs of a held job: refused, whatever the form.
+    let resources = "the GPUs, nodes, tasks or CPUs of a submitted job cannot be changed by an update here, since the policy could not check the result: cancel the job and submit it again with the new request (or ask an admin)";
+    for args in [
+        &["Gres=gpu:64"][..],
+        &["TresPerNode=gres/gpu:8"],
+        &["TresPerTask=gres/gpu=1", "NumTasks=16"],
+        &["NumNodes=3"],
+        &["NumTasks=3"],
+        &["MinCPUsNode=2"],
+    ] {
+        let (ok_, err) = update(args);
+        assert!(!ok_, "{args:?} was accepted");
+        // job_modify gained err_msg in 23.02: from then on the user sees the plugin's reason.
+        #[cfg(slurm_ge_23_02)]
+        assert!(err.contains(&format!("mlpolicy: {resources}{SEE}")), "{args:?}: {err}");
+        assert!(err.contains("Access/permission denied"), "{args:?}: {err}");
+        let _ = resources;
+    }
+    let log = c.log("slurmctld");
     assert!(
-        err.contains(&format!("mlpolicy: partition 'interactive' allows at most 1:00:00 (60 minutes); the job asks for 180 minutes: lower --time{SEE}")),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!(
-            "Requested time limit is invalid (missing or exceeds some limit) for job {job}"
-        )),
-        "{err}"
-    );
-    assert_eq!(
-        c.job_field(job, "Partition").unwrap().as_deref(),
-        Some("cpu")
-    );
-    let (ok_, err) = as_user(
-        &c,
-        "scontrol",
-        &["update", &id, "partition=cpu", "gres=gpu:1"],
-    );
-    assert!(!ok_, "{err}");
-    assert!(
-        c.log("slurmctld").contains(&format!(
-            "job_submit/mlpolicy: job_modify refused for uid {} by rule cpu-partition-no-gpus",
+        log.contains(&format!(
+            "job_submit/mlpolicy: job_modify refused for uid {} by rule update-resources",
             u.uid
         )),
-        "{}",
-        c.log("slurmctld")
+        "{log}"
     );
-    // A change the rules allow goes through.
-    let (ok_, err) = as_user(
-        &c,
-        "scontrol",
-        &["update", &id, "partition=interactive", "timelimit=30"],
-    );
+    assert_eq!(c.job_field(job, "TresPerNode").unwrap(), None);
+    assert_eq!(c.job_field(job, "NumNodes").unwrap().as_deref(), Some("1"));
+    // Into a partition whose rules read the job's resources: refused, with the way to do it.
+    let (ok_, err) = update(&["Partition=interactive", "TimeLimit=30", "Gres=gpu:1"]);
+    assert!(!ok_, "moved into interactive");
+    #[cfg(slurm_ge_23_02)]
+    assert!(err.contains("mlpolicy: a job cannot be moved into partition 'interactive' by an update, since its rules depend on the job's GPU, node and CPU requests, which an update does not show: cancel the job and submit it again with -p interactive (or ask an admin)"), "{err}");
+    let _ = err;
+    assert_eq!(c.job_field(job, "Partition").unwrap().as_deref(), Some("cpu"));
+    // Into a partition with time rules only: judged, the time limit must come along.
+    let (ok_, _) = update(&["Partition=short"]);
+    assert!(!ok_, "moved into short without a time limit");
+    let (ok_, _) = update(&["Partition=short", "TimeLimit=31"]);
+    assert!(!ok_, "moved into short with 31 minutes");
+    let (ok_, err) = update(&["Partition=short", "TimeLimit=20"]);
     assert!(ok_, "{err}");
-    assert_eq!(
-        c.job_field(job, "Partition").unwrap().as_deref(),
-        Some("interactive")
-    );
+    assert_eq!(c.job_field(job, "Partition").unwrap().as_deref(), Some("short"));
+    // A time limit alone: at most the policy's shortest max_time (short: 30 minutes).
+    let (ok_, err) = update(&["TimeLimit=25"]);
+    assert!(ok_, "{err}");
+    let (ok_, _) = update(&["TimeLimit=45"]);
+    assert!(!ok_, "45 minutes accepted without a partition");
+    assert_eq!(c.job_field(job, "TimeLimit").unwrap().as_deref(), Some("00:25:00"));
+    // Root (an admin) may change anything.
+    ok(c.run("scontrol", ["update", id.as_str(), "NumNodes=2"]).unwrap());
+    assert_eq!(c.job_field(job, "NumNodes").unwrap().as_deref(), Some("2"));
 }
 
 /// `scontrol reconfigure` reloads the policy; a broken one is reported and the last good
@@ -289,7 +296,7 @@ fn reconfigure_reloads_and_a_broken_policy_keeps_the_last_good_one() {
         "true",
     ];
     let reason =
-        "partition 'gpu' allows at most 2 GPUs per node; the job asks for 3: lower --gpus-per-node";
+        "partition 'gpu' allows at most 2 GPUs per node; this request can get 3 on one node: lower the GPUs per node or per task, or the tasks per node";
     // slurmctld applies a reconfigure asynchronously.
     wait_for(
         "the stricter policy in force",
@@ -301,20 +308,24 @@ fn reconfigure_reloads_and_a_broken_policy_keeps_the_last_good_one() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     std::fs::write(&path, "{\"partitions\": {\"gpu\": {\"kind\": \"gpu\",}}}\n").unwrap();
     ok(c.run("scontrol", ["reconfigure"]).unwrap());
-    // The policy is re-read by the first call after the reconfigure.
-    refused(&c, "sbatch", &args, reason, GRES);
-    let log = c.log("slurmctld");
+    // The plugin's reload thread reads the policy again shortly after the reconfigure.
     // 22.05 keeps the policy in memory; from 23.11 reconfigure re-executes slurmctld,
     // which takes the copy the plugin saved in StateSaveLocation.
     let kept_in_memory = "trailing comma; keeping the policy loaded before";
     let kept_on_disk =
         "trailing comma; keeping the last policy that loaded (saved in StateSaveLocation)";
-    assert!(
-        log.contains(&format!(
-            "mlpolicy.json: line 1, column 39: {kept_in_memory}"
-        )) || log.contains(&format!("mlpolicy.json: line 1, column 39: {kept_on_disk}")),
-        "{log}"
+    wait_for(
+        "the broken policy reported",
+        std::time::Duration::from_secs(20),
+        || {
+            let log = c.log("slurmctld");
+            log.contains(&format!(
+                "mlpolicy.json: line 1, column 39: {kept_in_memory}"
+            )) || log.contains(&format!("mlpolicy.json: line 1, column 39: {kept_on_disk}"))
+        },
+        || format!("slurmctld log:\n{}", c.log("slurmctld")),
     );
+    refused(&c, "sbatch", &args, reason, GRES);
     // The controller answers (from 23.11 reconfigure replaces the slurmctld process, so
     // its pid is not the one the cluster started).
     let ping = stdout(&ok(c.run("scontrol", ["ping"]).unwrap()));

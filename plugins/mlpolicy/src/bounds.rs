@@ -137,7 +137,10 @@ impl Sizing {
             c.saturating_mul(self.min_tasks),
             per_node.saturating_mul(self.min_nodes),
         );
-        let hi = Ratio::new(c.saturating_mul(self.max_tasks_per_node), per_node);
+        let node_cpus = c
+            .saturating_mul(self.max_tasks_per_node)
+            .max(u64::from(job.pn_min_cpus.unwrap_or(0)));
+        let hi = Ratio::new(node_cpus, per_node);
         Some((lo, hi))
     }
 }
@@ -179,7 +182,7 @@ impl Ratio {
 
 impl std::fmt::Display for Ratio {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.num % self.den == 0 {
+        if self.num.is_multiple_of(self.den) {
             write!(f, "{}", self.num / self.den)
         } else {
             write!(f, "{:.2}", self.num as f64 / self.den as f64)

@@ -31,6 +31,8 @@ pub struct Job {
     pub cpus_per_task: Option<u32>,
     /// Total CPUs (`scontrol update NumCPUs=`).
     pub min_cpus: Option<u32>,
+    /// `--mincpus` (`MinCPUsNode=`): CPUs on each node at least.
+    pub pn_min_cpus: Option<u32>,
     /// `--cpus-per-gpu` (`cpus_per_tres` of `gres/gpu`).
     pub cpus_per_gpu: Option<u64>,
     /// Minutes; `None` when not given.
@@ -59,6 +61,7 @@ impl Job {
                 self.sockets_per_node,
                 self.cpus_per_task,
                 self.min_cpus,
+                self.pn_min_cpus,
             ]
             .iter()
             .any(Option::is_some)

@@ -116,6 +116,8 @@ optional_numbers! {
     min_cpus: u32 = NO_VAL,
     cpus_per_task: u16 = NO_VAL16,
     ntasks_per_node: u16 = NO_VAL16,
+    /// `--mincpus`: CPUs on each node at least.
+    pn_min_cpus: u16 = NO_VAL16,
     /// `--ntasks-per-socket`: a maximum per socket.
     ntasks_per_socket: u16 = NO_VAL16,
     /// `--sockets-per-node`: a minimum the node must have (and the sockets
@@ -337,19 +339,16 @@ macro_rules! job_submit_plugin {
         static __JOB_SUBMIT_STATE: ::std::sync::RwLock<::std::option::Option<$ty>> =
             ::std::sync::RwLock::new(None);
 
-        #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
         pub extern "C" fn init() -> $crate::__private::c_int {
             $crate::job_submit::run_init::<$ty>(concat!("job_submit/", $name), &__JOB_SUBMIT_STATE)
         }
 
-        #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
         pub extern "C" fn fini() -> $crate::__private::c_int {
             $crate::job_submit::run_fini::<$ty>(&__JOB_SUBMIT_STATE)
         }
 
-        #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn job_submit(
             job_desc: *mut $crate::__private::slurm_sys::job_desc_msg_t,
@@ -379,7 +378,6 @@ macro_rules! job_submit_plugin {
 #[macro_export]
 macro_rules! __export_job_modify {
     ($ty:ty, $state:ident) => {
-        #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn job_modify(
             job_desc: *mut $crate::__private::slurm_sys::job_desc_msg_t,
@@ -407,7 +405,6 @@ macro_rules! __export_job_modify {
 #[macro_export]
 macro_rules! __export_job_modify {
     ($ty:ty, $state:ident) => {
-        #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn job_modify(
             job_desc: *mut $crate::__private::slurm_sys::job_desc_msg_t,

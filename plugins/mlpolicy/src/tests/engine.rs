@@ -316,6 +316,11 @@ fn cpus_per_gpu_is_what_slurm_allocates() {
         (j.min_nodes, j.max_nodes, j.num_tasks) = (Some(1), Some(1), Some(64));
     });
     assert_eq!(rule_of(&p, &j), Some("cpus-per-gpu"));
+    // --mincpus=200 --gpus-per-node=8: 25 per GPU on the node.
+    let j = shaped("gpu", gpus(None, Some("gres/gpu:8"), None), |j| {
+        j.pn_min_cpus = Some(200);
+    });
+    assert_eq!(rule_of(&p, &j), Some("cpus-per-gpu"));
     // -N2 -n16 -c4 --gpus-per-node=8: 4 per GPU on average, at most 7.5 on a node.
     let j = shaped("gpu", gpus(None, Some("gres/gpu:8"), None), |j| {
         (j.min_nodes, j.max_nodes, j.num_tasks) = (Some(2), Some(2), Some(16));
@@ -410,6 +415,7 @@ fn updates_are_never_let_through_unjudged() {
         update(None, |u| u.num_tasks = Some(64)),
         update(None, |u| u.cpus_per_task = Some(64)),
         update(None, |u| u.sockets_per_node = Some(4)),
+        update(None, |u| u.pn_min_cpus = Some(64)),
     ] {
         let (code, rule, msg) = refusal(evaluate(&p, &u));
         assert_eq!((code, rule), (Code::AccessDenied, "update-resources"), "{u:?}");
