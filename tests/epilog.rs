@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use local_cluster::{cargo_artifact, ensure_user, Cluster, Options, User, CLUSTER_DIR_PLACEHOLDER};
+use local_cluster::{
+    cargo_artifact, ensure_user, lock_exclusive, Cluster, FileLock, Options, User,
+    CLUSTER_DIR_PLACEHOLDER,
+};
 use ml_epilog::sysvipc;
 
 const SHM_DIR: &str = "/dev/shm";
@@ -20,13 +23,10 @@ const SHM_DIR: &str = "/dev/shm";
 /// other names for the same uids). One run's epilog tests at a time: an exclusive lock on
 /// a file in /dev/shm, held until this test process exits.
 fn machine_lock() {
-    static LOCK: std::sync::OnceLock<fs::File> = std::sync::OnceLock::new();
+    static LOCK: std::sync::OnceLock<FileLock> = std::sync::OnceLock::new();
     LOCK.get_or_init(|| {
-        let f = fs::File::create(Path::new(SHM_DIR).join(".slurm-ml-epilog-tests.lock")).unwrap();
-        // SAFETY: flock on a file descriptor we own.
-        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
-        assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
-        f
+        lock_exclusive(&Path::new(SHM_DIR).join(".slurm-ml-epilog-tests.lock"))
+            .unwrap_or_else(|e| panic!("{e}"))
     });
 }
 

@@ -3,9 +3,11 @@
 //! objects, and without following a symlink as root.
 //!
 //! Layout: [`sysvipc`] parses `/proc/sysvipc/*`, [`config`] loads `ml-epilog.conf`,
-//! [`plan`] decides (pure), [`node`] gathers and removes, [`run`] ties them together.
+//! [`plan`] decides (pure), [`node`] gathers and removes (its SysV calls in `ipc_ctl`),
+//! [`run`] ties them together.
 
 pub mod config;
+mod ipc_ctl;
 pub mod node;
 pub mod plan;
 pub mod run;

@@ -19,6 +19,8 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode as FileMode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
+pub use crate::ipc_ctl::Ipc;
+use crate::ipc_ctl::{ipc_rmid, ipc_stat};
 use crate::plan::{FileKind, ShmFile};
 
 /// Live processes on the node: their pids, and the uids they run as.
@@ -95,95 +97,6 @@ pub enum Outcome {
 
 fn gone(e: Errno) -> bool {
     matches!(e, Errno::EINVAL | Errno::EIDRM | Errno::ENOENT)
-}
-
-/// The three kinds of SysV IPC object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ipc {
-    Shm,
-    Sem,
-    Msg,
-}
-
-impl Ipc {
-    fn name(self) -> &'static str {
-        match self {
-            Ipc::Shm => "shm",
-            Ipc::Sem => "sem",
-            Ipc::Msg => "msg",
-        }
-    }
-}
-
-/// What IPC_STAT says now: the owner, and for shm the attachments and pids.
-struct IpcStat {
-    owner: u32,
-    nattch: u64,
-    cpid: i32,
-    lpid: i32,
-}
-
-fn check(rc: libc::c_int) -> Result<(), Errno> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(Errno::last())
-    }
-}
-
-fn ipc_stat(kind: Ipc, id: i32) -> Result<IpcStat, Errno> {
-    // SAFETY: each *_ds is plain data that IPC_STAT fills through a valid pointer (for
-    // semctl the fourth argument is semun.buf, a semid_ds pointer).
-    unsafe {
-        match kind {
-            Ipc::Shm => {
-                let mut ds: libc::shmid_ds = std::mem::zeroed();
-                check(libc::shmctl(id, libc::IPC_STAT, &mut ds))?;
-                Ok(IpcStat {
-                    owner: ds.shm_perm.uid,
-                    nattch: ds.shm_nattch as u64,
-                    cpid: ds.shm_cpid,
-                    lpid: ds.shm_lpid,
-                })
-            }
-            Ipc::Sem => {
-                let mut ds: libc::semid_ds = std::mem::zeroed();
-                check(libc::semctl(
-                    id,
-                    0,
-                    libc::IPC_STAT,
-                    &mut ds as *mut libc::semid_ds,
-                ))?;
-                Ok(IpcStat {
-                    owner: ds.sem_perm.uid,
-                    nattch: 0,
-                    cpid: 0,
-                    lpid: 0,
-                })
-            }
-            Ipc::Msg => {
-                let mut ds: libc::msqid_ds = std::mem::zeroed();
-                check(libc::msgctl(id, libc::IPC_STAT, &mut ds))?;
-                Ok(IpcStat {
-                    owner: ds.msg_perm.uid,
-                    nattch: 0,
-                    cpid: 0,
-                    lpid: 0,
-                })
-            }
-        }
-    }
-}
-
-fn ipc_rmid(kind: Ipc, id: i32) -> Result<(), Errno> {
-    // SAFETY: IPC_RMID takes no buffer.
-    check(unsafe {
-        match kind {
-            Ipc::Shm => libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()),
-            Ipc::Sem => libc::semctl(id, 0, libc::IPC_RMID),
-            Ipc::Msg => libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()),
-        }
-    })
 }
 
 /// Removes the object if it is still owned by `uid` and (with `only_if`, shm) still passes

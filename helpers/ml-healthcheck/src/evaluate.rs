@@ -319,7 +319,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         let mine = g.minor.unwrap_or(g.index);
         let pids: Vec<String> = g.compute_pids.iter().map(u32::to_string).collect();
         let pids = pids.join(", ");
-        if ctx.prolog && ctx.job_gpus.as_ref().map_or(true, |v| v.contains(&mine)) {
+        if ctx.prolog && ctx.job_gpus.as_ref().is_none_or(|v| v.contains(&mine)) {
             out.add(
                 Drain,
                 "busy",

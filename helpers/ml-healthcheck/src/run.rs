@@ -65,7 +65,7 @@ pub fn new_xids(
         _ => None,
     };
     all.into_iter()
-        .filter(|x| last_seq.map_or(true, |s| s < x.seq) || since_usec.is_some_and(|s| x.usec >= s))
+        .filter(|x| last_seq.is_none_or(|s| s < x.seq) || since_usec.is_some_and(|s| x.usec >= s))
         .collect()
 }
 

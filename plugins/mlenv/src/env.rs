@@ -127,7 +127,7 @@ pub fn master_host(
         return Ok(first_of("SLURM_JOB_NODELIST")?.or(first_of("SLURM_NODELIST")?));
     }
     let step_tasks = getenv("SLURM_STEP_NUM_TASKS").and_then(|v| v.trim().parse::<u32>().ok());
-    if step_tasks.map_or(true, |n| n <= component_tasks) {
+    if step_tasks.is_none_or(|n| n <= component_tasks) {
         return Ok(first_of("SLURM_STEP_NODELIST")?.or(first_of("SLURM_JOB_NODELIST")?));
     }
     het_step_master(getenv, expand)

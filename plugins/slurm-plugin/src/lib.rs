@@ -1,5 +1,5 @@
 //! The safe layer every plugin of this project is built on. It is the only place with
-//! `unsafe` FFI; plugin crates are `#![deny(unsafe_code)]` and use:
+//! `unsafe` FFI; plugin crates inherit the workspace's `unsafe_code = "forbid"` and use:
 //!
 //! - [`spank_plugin!`] / [`job_submit_plugin!`]: export `plugin_name`, `plugin_type`,
 //!   `plugin_version` and exactly the entry points a plugin implements, each behind
@@ -11,6 +11,14 @@
 //! - [`hostlist::HostList`]: Slurm's own hostlist expansion;
 //! - [`conf`]: the daemon's slurm.conf (path, last read, a node's `NodeAddr`);
 //! - [`log`]: a `tracing` subscriber that writes through Slurm's log calls.
+
+// The FFI guard stops a panic at the extern "C" edge with catch_unwind; under
+// panic = "abort" there is nothing to catch and any panic kills slurmctld or slurmstepd.
+#[cfg(panic = "abort")]
+compile_error!(
+    "slurm-plugin needs panic = \"unwind\": its FFI guard catches panics with catch_unwind; \
+     with panic = \"abort\" a panic in a plugin kills the Slurm daemon that loaded it"
+);
 
 pub mod conf;
 pub mod guard;
@@ -51,21 +59,27 @@ pub mod __private {
 }
 
 /// Exports `plugin_name`, `plugin_type` and `plugin_version` as Slurm's loader reads them.
+///
+/// The export macros carry no `#[allow(unsafe_code)]`: the plugin crates that expand them
+/// forbid `unsafe_code`, which no attribute can lift (an `allow` there is error E0453), and
+/// rustc does not report that lint for what a macro of another crate generates (here
+/// `#[unsafe(no_mangle)]` and the `unsafe extern "C" fn` entry points). Should a rustc ever
+/// report it, the plugin crates stop building: the line fails closed.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_plugin_identity {
     ($name:expr, $type:expr) => {
         const __PLUGIN_NAME: &str = concat!($name, "\0");
         const __PLUGIN_TYPE: &str = concat!($type, "\0");
-        #[allow(unsafe_code, non_upper_case_globals)]
+        #[allow(non_upper_case_globals)]
         #[unsafe(no_mangle)]
         pub static plugin_name: [u8; __PLUGIN_NAME.len()] =
             $crate::__private::c_array(__PLUGIN_NAME);
-        #[allow(unsafe_code, non_upper_case_globals)]
+        #[allow(non_upper_case_globals)]
         #[unsafe(no_mangle)]
         pub static plugin_type: [u8; __PLUGIN_TYPE.len()] =
             $crate::__private::c_array(__PLUGIN_TYPE);
-        #[allow(unsafe_code, non_upper_case_globals)]
+        #[allow(non_upper_case_globals)]
         #[unsafe(no_mangle)]
         pub static plugin_version: u32 = $crate::__private::PLUGIN_VERSION;
     };

@@ -324,15 +324,19 @@ impl Spank {
         }
     }
 
-    /// Registers the options with Slurm. Slurm keeps a pointer to each `spank_option`
-    /// (src/common/spank.c), so they are allocated once and live as long as the process.
+    /// Registers the options with Slurm. `spank_option_register` copies the struct and its
+    /// three strings (`_spank_option_copy` xstrdup's name, arginfo and usage, in
+    /// src/common/plugstack.c in 22.05 and src/common/spank.c from 23.02 on), so the struct
+    /// lives on the stack for the call only. The one pointer Slurm keeps is `cb`, a
+    /// function of this plugin, which lives as long as the plugin is loaded.
     fn register_options(
         &self,
         opts: &'static [SpankOpt],
         cb: sys::spank_opt_cb_f,
     ) -> SpankResult<()> {
         for opt in opts {
-            let raw = Box::leak(Box::new(sys::spank_option {
+            // Slurm's prototype takes non-const pointers but only reads through them.
+            let mut raw = sys::spank_option {
                 name: opt.name.as_ptr() as *mut c_char,
                 arginfo: opt
                     .arginfo
@@ -341,9 +345,10 @@ impl Spank {
                 has_arg: opt.has_arg as c_int,
                 val: opt.val,
                 cb,
-            }));
-            // SAFETY: valid handle; `raw` lives for the rest of the process.
-            let rc = unsafe { sys::spank_option_register(self.raw, raw) };
+            };
+            // SAFETY: valid handle; `raw` and its strings are valid for the call, and Slurm
+            // keeps copies only.
+            let rc = unsafe { sys::spank_option_register(self.raw, &mut raw) };
             if rc != sys::ESPANK_SUCCESS {
                 return Err(SpankError::new(format!(
                     "cannot register option --{}: {}",
@@ -541,13 +546,12 @@ macro_rules! spank_plugin {
     (name: $name:literal, plugin: $ty:ty, hooks: [$($hook:ident),* $(,)?] $(,)?) => {
         $crate::__export_plugin_identity!($name, "spank");
 
-        #[allow(unsafe_code, non_upper_case_globals)]
+        #[allow(non_upper_case_globals)]
         #[unsafe(no_mangle)]
         pub static spank_plugin_version: u32 = 1;
 
         static __SPANK_STATE: ::std::sync::Mutex<::std::option::Option<$ty>> = ::std::sync::Mutex::new(None);
 
-        #[allow(unsafe_code)]
         unsafe extern "C" fn __spank_option_cb(
             val: $crate::__private::c_int,
             optarg: *const $crate::__private::c_char,
@@ -557,7 +561,6 @@ macro_rules! spank_plugin {
             unsafe { $crate::spank::run_option::<$ty>(&__SPANK_STATE, val, optarg, remote) }
         }
 
-        #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn slurm_spank_init(
             sp: $crate::__private::slurm_sys::spank_t,
@@ -584,7 +587,6 @@ macro_rules! __spank_hook {
     ($ty:ty, task_exit) => { $crate::__spank_hook!(@export $ty, slurm_spank_task_exit, "task_exit", task_exit); };
     ($ty:ty, exit) => { $crate::__spank_hook!(@export $ty, slurm_spank_exit, "exit", exit); };
     (@export $ty:ty, $sym:ident, $label:literal, $method:ident) => {
-        #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $sym(
             sp: $crate::__private::slurm_sys::spank_t,

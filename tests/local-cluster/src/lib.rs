@@ -1016,8 +1016,7 @@ fn installed_name(artifact: &Path) -> Result<String> {
 }
 
 fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 impl Drop for Cluster {
@@ -1035,6 +1034,21 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// An exclusive `flock` on a file, held until dropped.
+pub struct FileLock(#[allow(dead_code)] nix::fcntl::Flock<fs::File>);
+
+/// Takes an exclusive lock on `path` (created if missing), waiting for it: for tests that
+/// share state of the whole machine (SysV IPC, /dev/shm) with other test processes.
+pub fn lock_exclusive(path: &Path) -> Result<FileLock> {
+    let file = io(
+        &format!("create {}", path.display()),
+        fs::File::create(path),
+    )?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map(FileLock)
+        .map_err(|(_, e)| Error(format!("flock {}: {e}", path.display())))
 }
 
 /// Stops the cluster whose directory is `dir`: cancels its jobs, stops its daemons (by the

@@ -1,12 +1,16 @@
 //! Process bookkeeping for teardown: is a pid alive, is it ours, who holds files in a dir.
 
 use std::collections::BTreeSet;
-use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
 
 use crate::{io, Result};
 
@@ -23,9 +27,9 @@ pub fn alive(pid: u32) -> bool {
         return false;
     }
     if let Ok(p) = libc::pid_t::try_from(pid) {
-        let mut status = 0;
-        // SAFETY: reaps `pid` if it is our exited child; ECHILD otherwise, which is fine.
-        if unsafe { libc::waitpid(p, &mut status, libc::WNOHANG) } == p {
+        // Reaps `pid` if it is our exited child; ECHILD otherwise, which is fine.
+        let status = waitpid(Pid::from_raw(p), Some(WaitPidFlag::WNOHANG));
+        if matches!(status, Ok(s) if s.pid() == Some(Pid::from_raw(p))) {
             reaped.insert(pid);
             return false;
         }
@@ -56,23 +60,23 @@ pub fn belongs_to(pid: u32, dir: &Path) -> bool {
     })
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
+fn signal(pid: u32, sig: Signal) {
     if let Ok(p) = libc::pid_t::try_from(pid) {
-        // SAFETY: sending a signal has no memory-safety preconditions.
-        unsafe { libc::kill(p, sig) };
+        // A process already gone (ESRCH) is what the caller wants anyway.
+        let _ = kill(Pid::from_raw(p), sig);
     }
 }
 
 /// SIGTERM, wait up to `grace`, then SIGKILL; `is_alive` is [`alive`] for the cluster's
 /// daemons (reaped) and [`running`] for other processes (never waited on).
 pub fn terminate(pid: u32, grace: Duration, is_alive: fn(u32) -> bool) {
-    signal(pid, libc::SIGTERM);
+    signal(pid, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
     while is_alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     if is_alive(pid) {
-        signal(pid, libc::SIGKILL);
+        signal(pid, Signal::SIGKILL);
         let deadline = Instant::now() + Duration::from_secs(5);
         while is_alive(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -130,24 +134,10 @@ pub fn any_stepd(dir: &Path) -> bool {
 
 /// Creates a character device node (root only).
 pub fn mknod_char(path: &Path, major: u32, minor: u32) -> Result<()> {
-    let c = io(
-        "device path",
-        CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other),
-    )?;
-    // SAFETY: valid C string; mknod has no other preconditions.
-    let rc = unsafe {
-        libc::mknod(
-            c.as_ptr(),
-            libc::S_IFCHR | 0o666,
-            libc::makedev(major, minor),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        io(
-            &format!("mknod {}", path.display()),
-            Err(std::io::Error::last_os_error()),
-        )
-    }
+    let dev = makedev(u64::from(major), u64::from(minor));
+    io(
+        &format!("mknod {}", path.display()),
+        mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), dev)
+            .map_err(std::io::Error::from),
+    )
 }

@@ -224,7 +224,7 @@ impl SpankPlugin for MlEnv {
             );
         }
         if let Some(w) = &node.warning {
-            if task.map_or(true, |t| t.rank == 0) {
+            if task.is_none_or(|t| t.rank == 0) {
                 // The task's own stderr: the user's terminal or output file.
                 eprintln!("{w}");
             }

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod sysv;
+
 struct Opts {
     shm: usize,
     shm_size: usize,
@@ -65,20 +67,6 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-fn errno(what: &str) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
-}
-
-fn new_shm(size: usize) -> Result<i32, String> {
-    // SAFETY: plain syscall.
-    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, size, libc::IPC_CREAT | 0o600) };
-    if id < 0 {
-        Err(errno("shmget"))
-    } else {
-        Ok(id)
-    }
-}
-
 fn new_file(path: &PathBuf, size: u64) -> Result<(), String> {
     let f = fs::File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
     f.set_len(size)
@@ -88,23 +76,13 @@ fn new_file(path: &PathBuf, size: u64) -> Result<(), String> {
 fn create(o: &Opts) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     for _ in 0..o.shm {
-        let _ = writeln!(out, "shm {}", new_shm(o.shm_size)?);
+        let _ = writeln!(out, "shm {}", sysv::new_shm(o.shm_size)?);
     }
     for _ in 0..o.sem {
-        // SAFETY: plain syscall.
-        let id = unsafe { libc::semget(libc::IPC_PRIVATE, 1, libc::IPC_CREAT | 0o600) };
-        if id < 0 {
-            return Err(errno("semget"));
-        }
-        let _ = writeln!(out, "sem {id}");
+        let _ = writeln!(out, "sem {}", sysv::new_sem()?);
     }
     for _ in 0..o.msg {
-        // SAFETY: plain syscall.
-        let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
-        if id < 0 {
-            return Err(errno("msgget"));
-        }
-        let _ = writeln!(out, "msg {id}");
+        let _ = writeln!(out, "msg {}", sysv::new_msg()?);
     }
     for i in 0..o.files {
         let path = o.dir.join(format!("{}-{i}", o.prefix));
@@ -115,33 +93,21 @@ fn create(o: &Opts) -> Result<(), String> {
 }
 
 fn hold(o: &Opts) -> Result<(), String> {
-    let id = new_shm(o.shm_size)?;
-    // SAFETY: attach the new segment anywhere; detached below.
-    let addr = unsafe { libc::shmat(id, std::ptr::null(), 0) };
-    if addr as isize == -1 {
-        return Err(errno("shmat"));
-    }
+    let id = sysv::new_shm(o.shm_size)?;
+    let _attached = sysv::attach(id, false)?;
     if let Some(name) = &o.file {
         new_file(&o.dir.join(name), 4096)?;
     }
     println!("ready shm {id}");
     std::thread::sleep(Duration::from_secs(o.seconds));
-    // SAFETY: addr came from shmat.
-    unsafe { libc::shmdt(addr) };
     Ok(())
 }
 
 fn attach(o: &Opts) -> Result<(), String> {
     let id = o.id.ok_or("attach needs --id")?;
-    // SAFETY: attach an existing segment read-only; detached below.
-    let addr = unsafe { libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY) };
-    if addr as isize == -1 {
-        return Err(errno("shmat"));
-    }
+    let _attached = sysv::attach(id, true)?;
     println!("attached shm {id}");
     std::thread::sleep(Duration::from_secs(o.seconds));
-    // SAFETY: addr came from shmat.
-    unsafe { libc::shmdt(addr) };
     Ok(())
 }
 
