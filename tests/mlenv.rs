@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -110,9 +111,11 @@ fn vars(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The port the plugin must give `job`'s step `slot` (0 = batch, 1 + step id otherwise),
-/// written out here from the documented rule, not taken from the plugin's code.
-fn port(job: u32, slot: u32) -> String {
+/// The port the plugin must give `job`'s step (`None`: the batch step), written out here
+/// from the documented rule, not taken from the plugin's code: 8 ports per job, the first
+/// for the batch step, then 1 + step id mod 7.
+fn port(job: u32, step: Option<u32>) -> String {
+    let slot = step.map_or(0, |s| 1 + s % 7);
     (20000 + (job % 1250) * 8 + slot).to_string()
 }
 
@@ -150,7 +153,7 @@ fn every_task_sees_its_ranks_and_one_rendezvous() {
     for (rank, local, local_world, node) in placement {
         let mut want = vars(&[
             ("MASTER_ADDR", "n1".into()),
-            ("MASTER_PORT", port(job, 1)),
+            ("MASTER_PORT", port(job, Some(0))),
             ("RANK", rank.to_string()),
             ("LOCAL_RANK", local.to_string()),
             ("WORLD_SIZE", "6".into()),
@@ -163,7 +166,7 @@ fn every_task_sees_its_ranks_and_one_rendezvous() {
                 ("PET_NNODES", "3".into()),
                 ("PET_NODE_RANK", node.to_string()),
                 ("PET_MASTER_ADDR", "n1".into()),
-                ("PET_MASTER_PORT", port(job, 1)),
+                ("PET_MASTER_PORT", port(job, Some(0))),
                 ("PET_RDZV_ID", format!("{job}.0")),
             ]));
         }
@@ -175,7 +178,7 @@ fn every_task_sees_its_ranks_and_one_rendezvous() {
     for node in 0..3u32 {
         let want = vars(&[
             ("MASTER_ADDR", "n1".into()),
-            ("MASTER_PORT", port(job, 1)),
+            ("MASTER_PORT", port(job, Some(0))),
             ("RANK", node.to_string()),
             ("LOCAL_RANK", "0".into()),
             ("WORLD_SIZE", "3".into()),
@@ -185,7 +188,7 @@ fn every_task_sees_its_ranks_and_one_rendezvous() {
             ("PET_NODE_RANK", node.to_string()),
             ("PET_NPROC_PER_NODE", "2".into()),
             ("PET_MASTER_ADDR", "n1".into()),
-            ("PET_MASTER_PORT", port(job, 1)),
+            ("PET_MASTER_PORT", port(job, Some(0))),
             ("PET_RDZV_ID", format!("{job}.0")),
         ]);
         assert_eq!(got[&node], want, "node {node}");
@@ -232,7 +235,67 @@ fn heterogeneous_steps_are_one_world() {
         assert_eq!(v["RANK"], rank.to_string(), "{v:?}");
         assert_eq!(v["WORLD_SIZE"], "5", "{v:?}");
         assert_eq!(v["MASTER_ADDR"], "n3", "{v:?}");
-        assert_eq!(v["MASTER_PORT"], port(job, 1), "{v:?}");
+        assert_eq!(v["MASTER_PORT"], port(job, Some(0)), "{v:?}");
+    }
+}
+
+/// Issue 12: in a het allocation every step inherits the allocation's `*_HET_GROUP_N`
+/// variables. A step of group 1 alone must not rendezvous on group 0's node (outside the
+/// step: it hangs); a step of both, however `--het-group` orders them, has rank 0 on group
+/// 0's first node.
+#[test]
+fn het_steps_rendezvous_in_the_steps_first_component() {
+    let fx = Fixture::new(false, false);
+    let c = mlenv_cluster_with(
+        fx.args(),
+        true,
+        vec!["SchedulerParameters=bf_interval=1".into()],
+    );
+    let show = c.work_dir().join("het-show.sh");
+    std::fs::write(&show, format!("printf 'group=%s ' \"$G\"; {SHOW}\n")).unwrap();
+    let script = format!(
+        "echo job=$SLURM_JOB_ID; for G in 1 1,0 0,1; do export G; srun --het-group=$G bash {}; done",
+        show.display()
+    );
+    let out = ok(c
+        .run(
+            "salloc",
+            [
+                "-w", "n3", "-n1", ":", "-w", "n[1-2]", "-n4", "bash", "-c", &script,
+            ],
+        )
+        .unwrap());
+    let text = stdout(&out);
+    let job = job_of(&text);
+    for (step, group, world, master) in
+        [(0, "1", 4, "n1"), (1, "1,0", 5, "n3"), (2, "0,1", 5, "n3")]
+    {
+        let prefix = format!("group={group} ");
+        let lines: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let got = tasks(&lines);
+        assert_eq!(
+            got.keys().copied().collect::<Vec<_>>(),
+            (0..world).collect::<Vec<_>>(),
+            "{text}"
+        );
+        for (rank, v) in &got {
+            assert_eq!(v["RANK"], rank.to_string(), "--het-group={group}: {v:?}");
+            assert_eq!(
+                v["WORLD_SIZE"],
+                world.to_string(),
+                "--het-group={group}: {v:?}"
+            );
+            assert_eq!(v["MASTER_ADDR"], master, "--het-group={group}: {v:?}");
+            assert_eq!(
+                v["MASTER_PORT"],
+                port(job, Some(step)),
+                "--het-group={group}: {v:?}"
+            );
+        }
     }
 }
 
@@ -251,6 +314,10 @@ echo "batch MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT RANK=${RANK-unset}
 srun --overlap -N2 -n2 bash -c 'echo "step=$SLURM_STEP_ID rank=$RANK MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT"' &
 srun --overlap -N2 -n2 bash -c 'echo "step=$SLURM_STEP_ID rank=$RANK MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT"' &
 wait
+# Steps 2-7 one after the other: step 7 is where the block of 8 ports wraps.
+for i in 2 3 4 5 6 7; do
+    srun -N1 bash -c 'echo "step=$SLURM_STEP_ID rank=$RANK MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT"'
+done
 export MASTER_PORT=4444
 srun -N1 bash -c 'echo "exported MASTER_PORT=$MASTER_PORT"'
 "#,
@@ -265,7 +332,7 @@ srun -N1 bash -c 'echo "exported MASTER_PORT=$MASTER_PORT"'
     assert!(
         text.contains(&format!(
             "batch MASTER_ADDR=n1 MASTER_PORT={} RANK=unset\n",
-            port(job, 0)
+            port(job, None)
         )),
         "{text}"
     );
@@ -276,18 +343,22 @@ srun -N1 bash -c 'echo "exported MASTER_PORT=$MASTER_PORT"'
         assert_eq!(w[2], "MASTER_ADDR=n1", "{text}");
         assert_eq!(
             w[3],
-            format!("MASTER_PORT={}", port(job, 1 + step)),
+            format!("MASTER_PORT={}", port(job, Some(step))),
             "{text}"
         );
         step_ports.insert(step, w[3].to_string());
     }
-    assert_eq!(step_ports.len(), 2, "two steps, two ports: {text}");
     assert_eq!(
-        step_ports
-            .values()
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
-        2
+        step_ports.keys().copied().collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>(),
+        "{text}"
+    );
+    // Steps 0 and 1 ran at once: different ports. Step 7 (issue 12) had the batch step's.
+    assert_ne!(step_ports[&0], step_ports[&1]);
+    let batch_port = format!("MASTER_PORT={}", port(job, None));
+    assert!(
+        step_ports.values().all(|p| *p != batch_port),
+        "{step_ports:?}"
     );
     // The user's own export in the script wins over the plugin in the next step.
     assert!(text.contains("exported MASTER_PORT=4444\n"), "{text}");
@@ -408,6 +479,26 @@ fn options_precedence_and_refusals() {
         "srun: error: mlenv: $SLURM_MLENV: \"maybe\" is not on, off or fabric-only\n",
     );
     refused("sbatch", Some(("SLURM_MLENV_PROFILE", "fast")), &["--wrap", "true"], "sbatch: error: mlenv: --mlenv-profile or $SLURM_MLENV_PROFILE: no profile \"fast\" on this cluster");
+    // A repeated option must repeat its value (issue 12: the last one silently won).
+    refused(
+        "srun",
+        None,
+        &["--master-port=31000", "--master-port=32000", "true"],
+        "srun: error: mlenv: --master-port: specified multiple times (\"31000\", then \"32000\")\n",
+    );
+    let out = ok(c
+        .run(
+            "srun",
+            [
+                "--master-port=31000",
+                "--master-port=31000",
+                "bash",
+                "-c",
+                SHOW,
+            ],
+        )
+        .unwrap());
+    assert_eq!(tasks(&stdout(&out))[&0]["MASTER_PORT"], "31000");
     // All four options are in --help.
     let help = stdout(&c.run("srun", ["--help"]).unwrap());
     for o in [
@@ -459,6 +550,35 @@ fn efa_nodes_get_the_efa_profile_and_one_warning_when_aws_ofi_nccl_is_missing() 
             )
         );
     }
+    // Issue 12: the user's path as bytes, not UTF-8, with empty entries (the current
+    // directory, to ld.so): kept byte for byte behind the profile's directories.
+    let user: &[u8] = b"/home/u/\xfflib::/x:";
+    let out = ok(c
+        .command("srun")
+        .env("LD_LIBRARY_PATH", std::ffi::OsStr::from_bytes(user))
+        .args([
+            "-N2",
+            "-n2",
+            "bash",
+            "-c",
+            "printf 'ld=%s\\n' \"$LD_LIBRARY_PATH\"",
+        ])
+        .output()
+        .unwrap());
+    let mut want =
+        format!("ld={}:{}:", fx.ofi_dir().display(), fx.efa_lib().display()).into_bytes();
+    want.extend_from_slice(user);
+    let lines: Vec<&[u8]> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![&want[..], &want[..]],
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // fabric-only: the profile without rendezvous or ranks.
     let out = ok(c
         .run(
