@@ -2,12 +2,22 @@
 //! refusal with its `ESLURM_*` code and the user's one-line message).
 //!
 //! The policy is read in `init` and again only when slurmctld has re-read its configuration
-//! (`slurm_conf.last_update` moved: `scontrol reconfigure`), never per call. A policy that
-//! cannot be loaded never stops the controller: the last good one stays; with none ever,
-//! jobs of everyone but root are refused with a message that says the policy is broken.
+//! (`slurm_conf.last_update` moved: `scontrol reconfigure`), never per call. The reload runs
+//! on the plugin's own thread, not on the submission path: slurmctld calls job_submit with
+//! its config, job, node and partition locks held, and a reload resolves admin user names
+//! (NSS, possibly LDAP) and writes an fsync'd copy into StateSaveLocation (often NFS); under
+//! those locks either would stall the whole controller. Submissions only compare
+//! `last_update` and clone the policy in force; until the reload is done they use the one
+//! before. A policy that cannot be loaded never stops the controller: the last good one
+//! stays; with none ever, jobs of everyone but root are refused with a message that says
+//! the policy is broken.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mlpolicy::config::{self, Policy};
 use mlpolicy::engine::{self, Code, Job, Verdict};
@@ -19,15 +29,29 @@ use slurm_plugin::rc;
 pub const FILE_NAME: &str = "mlpolicy.json";
 
 pub struct MlPolicy {
-    holder: RwLock<Holder>,
+    holder: Arc<Holder>,
+    reloader: Option<Reloader>,
 }
 
+/// The policy in force and where it comes from; shared by the submission path (reads) and
+/// the reload thread (the only writer after `init`).
 struct Holder {
     path: PathBuf,
-    policy: Option<Arc<Policy>>,
-    /// The `last_update` of the slurm.conf read the policy was (re)loaded for.
-    seen: Option<i64>,
+    /// Where the last good policy is kept (StateSaveLocation).
+    last_good: Option<PathBuf>,
+    /// The write lock is held only to swap the `Arc`, never across a load.
+    policy: RwLock<Option<Arc<Policy>>>,
+    /// The `last_update` of the slurm.conf read the policy was (re)loaded for
+    /// ([`NEVER`] outside a Slurm daemon).
+    seen: AtomicI64,
 }
+
+/// `seen` when the process has no `slurm_conf` (never in slurmctld).
+const NEVER: i64 = i64::MIN;
+
+/// How often the reload thread looks at `last_update` when no submission wakes it: a
+/// reconfigure is reloaded (and a broken policy reported) even on an idle cluster.
+const POLL: Duration = Duration::from_secs(1);
 
 /// `mlpolicy.json` next to the slurm.conf slurmctld uses, else in /etc/slurm; when there is
 /// none, the first of those (where the refusal's log line sends the admin).
@@ -48,59 +72,170 @@ fn last_good_path() -> Option<PathBuf> {
     conf::state_save_location().map(|d| d.join("mlpolicy.last-good.json"))
 }
 
+/// `admins.accounts` exempts only where slurmctld enforces associations: without that, any
+/// user may name any account with `--account`. Read at each load: a reconfigure may change it.
+fn set_accounts_enforced(p: &mut Policy) {
+    p.accounts_enforced = conf::associations_enforced().unwrap_or(false);
+    if p.admins.accounts.is_empty() {
+        return;
+    }
+    if p.accounts_enforced {
+        tracing::info!("admins.accounts honoured: associations enforced");
+    } else {
+        tracing::warn!("admins.accounts ignored: AccountingStorageEnforce lacks associations, any user may name any account");
+    }
+}
+
 impl Holder {
-    fn reload(&mut self, now: Option<i64>) {
-        self.seen = now;
+    /// Paths from `slurm_conf`, read here in `init` only: its strings are freed and
+    /// replaced when slurmctld reconfigures, which the reload thread cannot exclude.
+    fn new() -> Holder {
+        Holder {
+            path: policy_path(),
+            last_good: last_good_path(),
+            policy: RwLock::new(None),
+            seen: AtomicI64::new(NEVER),
+        }
+    }
+
+    fn seen(&self) -> Option<i64> {
+        Some(self.seen.load(Ordering::Acquire)).filter(|&s| s != NEVER)
+    }
+
+    fn policy(&self) -> Option<Arc<Policy>> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn swap(&self, p: Policy) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(p));
+    }
+
+    /// Loads the policy for the configuration read at `now`. Only `init` and the reload
+    /// thread call it, one after the other, never on the submission path.
+    fn reload(&self, now: Option<i64>) {
         match config::load_file(&self.path) {
-            Ok((p, text)) => {
+            Ok((mut p, text)) => {
                 tracing::info!(
                     "loaded {}: {} partition rule set(s)",
                     self.path.display(),
                     p.partitions.len()
                 );
-                self.policy = Some(Arc::new(p));
-                if let Some(copy) = last_good_path() {
-                    if let Err(e) = trusted_config::write_atomically(&copy, text.as_bytes(), 0o600)
-                    {
+                set_accounts_enforced(&mut p);
+                self.swap(p);
+                if let Some(copy) = &self.last_good {
+                    if let Err(e) = trusted_config::write_atomically(copy, text.as_bytes(), 0o600) {
                         tracing::error!("cannot keep a copy of the policy: {e}");
                     }
                 }
             }
-            Err(e) if self.policy.is_some() => {
+            Err(e) if self.policy().is_some() => {
                 tracing::error!("{e}; keeping the policy loaded before");
             }
             Err(e) => {
-                let kept = last_good_path().and_then(|copy| {
-                    let text = std::fs::read_to_string(&copy).ok()?;
+                let kept = self.last_good.as_ref().and_then(|copy| {
+                    let text = std::fs::read_to_string(copy).ok()?;
                     Policy::parse(&text, &copy.display().to_string(), &config::system_uid).ok()
                 });
                 match kept {
-                    Some(p) => {
+                    Some(mut p) => {
                         tracing::error!("{e}; keeping the last policy that loaded (saved in StateSaveLocation)");
-                        self.policy = Some(Arc::new(p));
+                        set_accounts_enforced(&mut p);
+                        self.swap(p);
                     }
                     None => tracing::error!("{e}; no usable policy: jobs of users other than root are refused until it is fixed and slurmctld reconfigured"),
                 }
             }
         }
+        // After the swap: a submission that still sees the old value only wakes the thread.
+        self.seen.store(now.unwrap_or(NEVER), Ordering::Release);
+    }
+}
+
+/// The reload thread: started in `init`, stopped and joined when the plugin is dropped
+/// (`fini`, before slurmctld unloads the library: a thread left running in unmapped code
+/// would crash the controller).
+///
+/// Signals: the thread inherits the mask of the thread that runs `init`. In 22.05
+/// slurmctld blocks its signals in `main` before `job_submit_plugin_init`
+/// (src/slurmctld/controller.c) and takes them with `sigwait` in its own thread; from 23.11
+/// they are caught by conmgr's `sigaction` handlers (src/conmgr/signals.c), which run in
+/// whichever thread the kernel picks. Either way this thread never needs to handle one.
+struct Reloader {
+    /// Wakes the thread early (a submission saw `last_update` move); dropping it stops it.
+    wake: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reloader {
+    fn start(holder: Arc<Holder>) -> std::io::Result<Reloader> {
+        // One pending wake is enough: the thread reads `last_update` itself.
+        let (wake, woken) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("mlpolicy-reload".into())
+            .spawn(move || watch(&holder, &woken))?;
+        Ok(Reloader {
+            wake: Some(wake),
+            thread: Some(thread),
+        })
+    }
+
+    /// Never blocks: a full channel means a wake is already pending.
+    fn wake(&self) {
+        if let Some(w) = &self.wake {
+            let _ = w.try_send(());
+        }
+    }
+}
+
+impl Drop for Reloader {
+    fn drop(&mut self) {
+        // Disconnecting the channel ends the thread's wait at once; a reload under way
+        // finishes first.
+        self.wake = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The reload thread's loop: until the plugin is dropped, reloads whenever slurmctld has
+/// re-read its configuration.
+fn watch(holder: &Holder, woken: &Receiver<()>) {
+    loop {
+        match woken.recv_timeout(POLL) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // `last_update` is set at the end of slurmctld's configuration read, so the
+        // configuration is complete when it moves.
+        let now = conf::last_update();
+        if now == holder.seen() {
+            continue;
+        }
+        let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            holder.reload(now);
+        }));
+        if reloaded.is_err() {
+            // Not retried for this configuration: the next reconfigure tries again.
+            holder.seen.store(now.unwrap_or(NEVER), Ordering::Release);
+            tracing::error!("internal error while reloading the policy; keeping the one in force");
+        }
     }
 }
 
 impl MlPolicy {
-    /// The policy in force, reloaded first if slurmctld re-read its configuration.
+    /// The policy in force. When slurmctld has re-read its configuration, the reload
+    /// thread is woken and this call still gets the policy before: no load here.
     fn current(&self) -> Option<Arc<Policy>> {
-        let now = conf::last_update();
-        {
-            let h = self.holder.read().unwrap_or_else(|e| e.into_inner());
-            if h.seen == now {
-                return h.policy.clone();
+        if conf::last_update() != self.holder.seen() {
+            if let Some(r) = &self.reloader {
+                r.wake();
             }
         }
-        let mut h = self.holder.write().unwrap_or_else(|e| e.into_inner());
-        if h.seen != now {
-            h.reload(now);
-        }
-        h.policy.clone()
+        self.holder.policy()
     }
 
     /// `uid`: the job's user for a submission, the requester for an update (an admin may
@@ -181,17 +316,20 @@ fn read_job(job: &JobDesc<'_>, update: bool) -> Result<Job, Rejection> {
 
 impl JobSubmitPlugin for MlPolicy {
     fn init() -> Result<Self, String> {
-        let mut holder = Holder {
-            path: policy_path(),
-            policy: None,
-            seen: None,
-        };
-        // A broken policy must not stop slurmctld from starting: it is reported and jobs
-        // are refused until it is fixed.
+        let holder = Arc::new(Holder::new());
+        // slurmctld calls init at start-up (in 22.05 also when a reconfigure changes
+        // JobSubmitPlugins), not under a job lock: the first load happens here. A broken
+        // policy must not stop slurmctld from starting: it is reported and jobs are refused
+        // until it is fixed.
         holder.reload(conf::last_update());
-        Ok(MlPolicy {
-            holder: RwLock::new(holder),
-        })
+        let reloader = match Reloader::start(Arc::clone(&holder)) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!("cannot start the policy reload thread: {e}; the policy loaded now stays until slurmctld restarts");
+                None
+            }
+        };
+        Ok(MlPolicy { holder, reloader })
     }
 
     fn job_submit(&self, job: &mut JobDesc<'_>, _submit_uid: u32) -> Result<(), Rejection> {
