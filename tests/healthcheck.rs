@@ -276,7 +276,9 @@ fn a_critical_xid_keeps_the_node_drained_until_it_reboots() {
 
 /// A wrapper in the slots (HealthCheckProgram takes no arguments) that picks a snapshot
 /// per slot and node: `<dir>/<SLURM_SCRIPT_CONTEXT or health>-<node>.json`, else healthy.
-/// It sets no PATH: slurmd gives HealthCheckProgram none, and the helper must cope.
+/// Each finished run adds its slot to `<dir>/runs-<node>`, so a test knows a run has come
+/// and gone. It sets no PATH: slurmd gives HealthCheckProgram none, and the helper must
+/// cope.
 fn slot_wrapper(dir: &Path, conf: &Path) -> PathBuf {
     let w = dir.join("mlhealth-slot");
     fs::write(
@@ -284,9 +286,13 @@ fn slot_wrapper(dir: &Path, conf: &Path) -> PathBuf {
         format!(
             "#!/bin/sh\n\
              d={d}\n\
-             f=$d/${{SLURM_SCRIPT_CONTEXT:-health}}-$SLURMD_NODENAME.json\n\
+             slot=${{SLURM_SCRIPT_CONTEXT:-health}}\n\
+             f=$d/$slot-$SLURMD_NODENAME.json\n\
              [ -f \"$f\" ] || f=$d/healthy.json\n\
-             SLURM_CONF={conf} exec {bin} --snapshot \"$f\" --textfile $d/prom\n",
+             SLURM_CONF={conf} {bin} --snapshot \"$f\" --textfile $d/prom\n\
+             rc=$?\n\
+             echo $slot >> $d/runs-$SLURMD_NODENAME\n\
+             exit $rc\n",
             d = dir.display(),
             conf = conf.display(),
             bin = bin().display()
@@ -400,4 +406,117 @@ fn as_prolog_it_sends_the_job_elsewhere_and_as_epilog_it_drains_and_succeeds() {
                 "mlhealth: gpu1 ecc uncorrectable=2".into(),
             )
     });
+}
+
+/// How many runs of `slot` on `node` the slot wrapper has seen end.
+fn runs(dir: &Path, node: &str, slot: &str) -> usize {
+    fs::read_to_string(dir.join(format!("runs-{node}")))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == slot)
+        .count()
+}
+
+/// Waits until the health check has run twice more on `node`: at least one whole run
+/// started after the call.
+fn two_more_health_checks(c: &Cluster, dir: &Path, node: &str) {
+    let seen = runs(dir, node, "health");
+    wait_for_node(c, node, "two more health checks", || {
+        runs(dir, node, "health") >= seen + 2
+    });
+}
+
+/// The healthy snapshot with a compute process (a stray one: no job of ours) on `gpus`.
+fn stray_on(gpus: &[usize]) -> Value {
+    snapshot(|v| {
+        for &g in gpus {
+            v["gpus"][g]["compute_pids"] = json!([31337]);
+        }
+    })
+}
+
+/// Issue 12: busy GPUs are judged only by the prolog and on a node without jobs, so a
+/// health check on a node still running other jobs must not lift the prolog's `busy` drain
+/// (it used to: the drain flapped with every job sent to the stray process's GPU).
+#[test]
+fn a_busy_drain_stays_while_other_jobs_run_and_is_lifted_once_the_gpu_is_free() {
+    let d = tempfile::tempdir().unwrap();
+    let cluster_dir = d.path().join("cluster");
+    let w = slot_wrapper(d.path(), &cluster_dir.join("slurm.conf"));
+    let c = start(Options {
+        dir: Some(cluster_dir),
+        prolog: Some(w.clone()),
+        health_check: Some((w, 2)),
+        extra_files: vec![config_file()],
+        ..Options::default()
+    });
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let running = |job: u32| c.job_field(job, "JobState").unwrap().as_deref() == Some("RUNNING");
+
+    // Job A runs on one GPU of n1; then a stray process shows up on every other GPU.
+    let a = c
+        .sbatch(
+            None,
+            &[
+                "-w",
+                "n1",
+                "--gpus-per-node=1",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "sleep 600",
+            ],
+        )
+        .unwrap();
+    wait_for_node(&c, "n1", "job A running", || running(a));
+    let stray = stray_on(&[0, 1, 2, 3, 4, 5, 6, 7]);
+    write(&d.path().join("prolog_slurmd-n1.json"), &stray);
+    write(&d.path().join("health-n1.json"), &stray);
+
+    // Job B gets a GPU with the stray process: its prolog drains n1 and fails.
+    let prologs = runs(d.path(), "n1", "prolog_slurmd");
+    let b = c
+        .sbatch(
+            None,
+            &[
+                "-w",
+                "n1",
+                "--gpus-per-node=1",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "true",
+            ],
+        )
+        .unwrap();
+    wait_for_node(&c, "n1", "job B's prolog", || {
+        runs(d.path(), "n1", "prolog_slurmd") > prologs
+    });
+    let (state, reason) = sinfo(&c, "n1");
+    let gpu: usize = reason
+        .strip_prefix("mlhealth: gpu")
+        .and_then(|r| r.strip_suffix(" busy"))
+        .and_then(|g| g.parse().ok())
+        .unwrap_or_else(|| panic!("n1 after job B's prolog: {state} {reason:?}"));
+    // Job B is not run again (it would only drain n1 once more); the stray process stays.
+    ok(c.run("scancel", [b.to_string()]).unwrap());
+    write(&d.path().join("health-n1.json"), &stray_on(&[gpu]));
+
+    // The health check cannot judge busy GPUs while job A runs: the drain stays.
+    two_more_health_checks(&c, d.path(), "n1");
+    assert_eq!(sinfo(&c, "n1"), ("draining".into(), reason.clone()));
+    assert!(running(a));
+
+    // Job A ends: on a node without jobs the health check judges busy GPUs, and the stray
+    // process keeps the node drained.
+    ok(c.run("scancel", [a.to_string()]).unwrap());
+    wait_for_node(&c, "n1", "n1 without jobs", || {
+        sinfo(&c, "n1").0 == "drained"
+    });
+    two_more_health_checks(&c, d.path(), "n1");
+    assert_eq!(sinfo(&c, "n1"), ("drained".into(), reason));
+
+    // The stray process is gone: that judgement lifts the drain.
+    fs::remove_file(d.path().join("health-n1.json")).unwrap();
+    wait_for_node(&c, "n1", "n1 resumed", || sinfo(&c, "n1").0 == "idle");
 }

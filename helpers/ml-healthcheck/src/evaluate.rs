@@ -1,5 +1,9 @@
 //! The judge: a snapshot, the critical XIDs seen, the thresholds and the slot in; findings
-//! out. Pure, so every check is tested on JSON fixtures.
+//! out, and which checks were made on what ([`Judged`]: a drain is lifted only by a run
+//! that made again the checks its reason names). Pure, so every check is tested on JSON
+//! fixtures.
+
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -34,11 +38,85 @@ impl Mode {
     }
 }
 
+/// One check. Its name (`xid`, `ecc`, `gpu-count`, ...) is the JSON value and the metric
+/// label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    Nvml,
+    GpuCount,
+    Xid,
+    GpuLost,
+    GpuError,
+    Ecc,
+    RetiredPages,
+    RemappedRows,
+    Pcie,
+    Nvlink,
+    Temperature,
+    Throttle,
+    Busy,
+}
+
+impl Check {
+    /// The checks that may drain a node, made on each GPU.
+    const DRAINING_PER_GPU: [Check; 7] = [
+        Check::GpuLost,
+        Check::GpuError,
+        Check::Ecc,
+        Check::RetiredPages,
+        Check::RemappedRows,
+        Check::Nvlink,
+        Check::Busy,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Nvml => "nvml",
+            Check::GpuCount => "gpu-count",
+            Check::Xid => "xid",
+            Check::GpuLost => "gpu-lost",
+            Check::GpuError => "gpu-error",
+            Check::Ecc => "ecc",
+            Check::RetiredPages => "retired-pages",
+            Check::RemappedRows => "remapped-rows",
+            Check::Pcie => "pcie",
+            Check::Nvlink => "nvlink",
+            Check::Temperature => "temperature",
+            Check::Throttle => "throttle",
+            Check::Busy => "busy",
+        }
+    }
+
+    /// The check that wrote a short drain reason (`ecc uncorrectable=2`, `xid79`,
+    /// `gpus 7/8`; without its `gpuN `), from its first word as [`judge`] writes it.
+    /// `None` for any other text (`+3 more`, an admin's edit).
+    pub fn of_short_reason(short: &str) -> Option<Check> {
+        let word = short.split(' ').next().unwrap_or("");
+        let numbered = |prefix: &str| {
+            word.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        Some(match word {
+            "nvml" => Check::Nvml,
+            "gpus" => Check::GpuCount,
+            "lost" => Check::GpuLost,
+            "unusable" => Check::GpuError,
+            "ecc" => Check::Ecc,
+            "retired" | "retirement" => Check::RetiredPages,
+            "row" => Check::RemappedRows,
+            "busy" => Check::Busy,
+            _ if numbered("xid") => Check::Xid,
+            _ if numbered("nvlink") => Check::Nvlink,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub severity: Severity,
-    /// The check's name (`xid`, `ecc`, `gpu-count`, ...), also the metric label.
-    pub check: &'static str,
+    pub check: Check,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu: Option<u32>,
     /// Short, for the node's drain reason: `gpu3 xid79`.
@@ -54,9 +132,50 @@ pub struct Context {
     /// Prolog only: the job's GPUs (`SLURM_JOB_GPUS`: `/dev/nvidiaN` numbers).
     pub job_gpus: Option<Vec<u32>>,
     pub prolog: bool,
-    /// Health check on a node Slurm shows with no jobs: any compute process is a leftover
-    /// (without this, a prolog's "busy" drain would be lifted by the next health check).
+    /// Health check on a node Slurm shows with no jobs: any compute process is a leftover.
+    /// With jobs on the node, busy GPUs are not judged at all (and a drain for them stays).
     pub node_without_jobs: bool,
+    /// The kernel log could be read: XIDs were judged (the remembered ones alone are not
+    /// all of them).
+    pub kmsg_read: bool,
+}
+
+/// What a run judged: checks made for the whole node, and checks made on one GPU (by its
+/// `gpuN` number). A check that was skipped (busy GPUs on a node running jobs, every check
+/// of a GPU that NVML cannot use, XIDs without the kernel log) is not in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Judged {
+    node: BTreeSet<Check>,
+    gpus: BTreeSet<(Check, u32)>,
+    /// Every GPU NVML listed, judged or not.
+    seen: BTreeSet<u32>,
+}
+
+impl Judged {
+    /// Whether the run made `check` for the whole node or on `gpu`.
+    pub fn covers(&self, check: Check, gpu: Option<u32>) -> bool {
+        self.node.contains(&check) || gpu.is_some_and(|g| self.gpus.contains(&(check, g)))
+    }
+
+    /// Whether the run made every check that can drain: what a drain reason that cannot
+    /// be read item by item (`+3 more`) needs before it is lifted. The GPU count is not
+    /// asked for: it is made on every run that has a count to compare with.
+    pub fn complete(&self) -> bool {
+        self.node.contains(&Check::Nvml)
+            && self.node.contains(&Check::Xid)
+            && self.seen.iter().all(|&g| {
+                Check::DRAINING_PER_GPU
+                    .iter()
+                    .all(|&c| self.gpus.contains(&(c, g)))
+            })
+    }
+}
+
+/// A run's findings and what it judged to find them.
+#[derive(Debug, Clone, Default)]
+pub struct Judgement {
+    pub findings: Vec<Finding>,
+    pub judged: Judged,
 }
 
 fn name(g: &Gpu) -> String {
@@ -80,11 +199,20 @@ fn ident(g: &Gpu) -> String {
 
 struct Out<'a> {
     findings: Vec<Finding>,
+    judged: Judged,
     gpu: Option<&'a Gpu>,
 }
 
 impl<'a> Out<'a> {
-    fn add(&mut self, severity: Severity, check: &'static str, short: &str, detail: String) {
+    /// `check` is made, for the GPU at hand or the whole node.
+    fn judge(&mut self, check: Check) {
+        match self.gpu {
+            Some(g) => self.judged.gpus.insert((check, g.minor.unwrap_or(g.index))),
+            None => self.judged.node.insert(check),
+        };
+    }
+
+    fn add(&mut self, severity: Severity, check: Check, short: &str, detail: String) {
         let (gpu, reason, detail) = match self.gpu {
             Some(g) => (
                 Some(g.minor.unwrap_or(g.index)),
@@ -103,34 +231,49 @@ impl<'a> Out<'a> {
     }
 }
 
+/// The findings alone.
 pub fn evaluate(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> Vec<Finding> {
+    judge(snap, xids, cfg, ctx).findings
+}
+
+pub fn judge(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> Judgement {
+    use Check::*;
     use Severity::*;
     let mut out = Out {
         findings: Vec::new(),
+        judged: Judged::default(),
         gpu: None,
     };
     let expected = ctx.expect_gpus.or(cfg.expect_gpus);
+    out.judge(Nvml);
     if let Some(err) = &snap.nvml_error {
         if expected.is_some_and(|n| n > 0) {
             out.add(
                 Drain,
-                "nvml",
+                Nvml,
                 "nvml unavailable",
                 format!("NVML cannot be used ({err}) but this node should have GPUs"),
             );
         }
-        return out.findings;
+        return Judgement {
+            findings: out.findings,
+            judged: out.judged,
+        };
     }
     let found = snap.gpus.len() as u32;
     if let Some(n) = expected {
+        out.judge(GpuCount);
         if found < n {
             out.add(
                 Drain,
-                "gpu-count",
+                GpuCount,
                 &format!("gpus {found}/{n}"),
                 format!("NVML sees {found} GPUs, {n} expected"),
             );
         }
+    }
+    if ctx.kmsg_read {
+        out.judge(Xid);
     }
     for xid in xids {
         if !cfg.critical_xids.contains(&xid.code) {
@@ -143,7 +286,7 @@ pub fn evaluate(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> V
         };
         out.add(
             Drain,
-            "xid",
+            Xid,
             &short,
             format!(
                 "XID {} in the kernel log ({} s after boot): {}",
@@ -154,31 +297,41 @@ pub fn evaluate(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> V
         );
     }
     for g in &snap.gpus {
+        out.judged.seen.insert(g.minor.unwrap_or(g.index));
         out.gpu = Some(g);
         check_gpu(&mut out, g, cfg, ctx);
     }
-    dedup(out.findings)
+    Judgement {
+        findings: dedup(out.findings),
+        judged: out.judged,
+    }
 }
 
 fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
+    use Check::*;
     use Severity::*;
+    out.judge(GpuLost);
     if g.lost {
         out.add(
             Drain,
-            "gpu-lost",
+            GpuLost,
             "lost",
             "NVML reports the GPU lost (fallen off the bus)".into(),
         );
         return;
     }
+    out.judge(GpuError);
     if let Some(e) = &g.error {
         out.add(
             Drain,
-            "gpu-error",
+            GpuError,
             "unusable",
             format!("NVML cannot use the GPU: {e}"),
         );
         return;
+    }
+    for c in [Ecc, RetiredPages, RemappedRows, Nvlink] {
+        out.judge(c);
     }
     if let Some(n) = g
         .ecc_volatile_uncorrected
@@ -186,7 +339,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
     {
         out.add(
             Drain,
-            "ecc",
+            Ecc,
             &format!("ecc uncorrectable={n}"),
             format!("{n} uncorrectable ECC errors since the last driver load"),
         );
@@ -197,7 +350,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
     {
         out.add(
             Drain,
-            "retired-pages",
+            RetiredPages,
             &format!("retired dbe={n}"),
             format!("{n} pages retired for double-bit ECC errors"),
         );
@@ -206,7 +359,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
     if retired >= cfg.retired_pages_limit {
         out.add(
             Drain,
-            "retired-pages",
+            RetiredPages,
             &format!("retired pages={retired}"),
             format!(
                 "{retired} retired pages, at or above the limit of {}: replace the GPU",
@@ -217,7 +370,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
     if g.retired_pages_pending == Some(true) {
         out.add(
             Drain,
-            "retired-pages",
+            RetiredPages,
             "retirement pending",
             "a page retirement is pending: the GPU needs a reset".into(),
         );
@@ -225,7 +378,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
     if g.remapped_rows_failure == Some(true) {
         out.add(
             Drain,
-            "remapped-rows",
+            RemappedRows,
             "row remap failed",
             "row remapping failed: replace the GPU".into(),
         );
@@ -233,17 +386,20 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
     if g.remapped_rows_pending == Some(true) {
         out.add(
             Drain,
-            "remapped-rows",
+            RemappedRows,
             "row remap pending",
             "a row remapping is pending: the GPU needs a reset".into(),
         );
+    }
+    if cfg.pcie_width || cfg.pcie_gen {
+        out.judge(Pcie);
     }
     if cfg.pcie_width {
         if let (Some(w), Some(max)) = (g.pcie_width, g.pcie_width_max) {
             if w < max {
                 out.add(
                     Warn,
-                    "pcie",
+                    Pcie,
                     &format!("pcie x{w}/x{max}"),
                     format!("PCIe link runs at x{w}, the GPU supports x{max}"),
                 );
@@ -255,7 +411,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
             if gen < max {
                 out.add(
                     Warn,
-                    "pcie",
+                    Pcie,
                     &format!("pcie gen{gen}/gen{max}"),
                     format!("PCIe link runs at gen {gen}, the GPU supports gen {max}"),
                 );
@@ -271,7 +427,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
             };
             out.add(
                 sev,
-                "nvlink",
+                Nvlink,
                 &format!("nvlink{} down", l.link),
                 format!("NVLink {} is inactive", l.link),
             );
@@ -280,7 +436,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
             if let Some(n) = n.filter(|&n| n > cfg.nvlink_errors_max) {
                 out.add(
                     Warn,
-                    "nvlink",
+                    Nvlink,
                     &format!("nvlink{} {what}={n}", l.link),
                     format!("NVLink {} has {n} {what} errors", l.link),
                 );
@@ -288,11 +444,12 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         }
     }
     if cfg.temperature {
+        out.judge(Temperature);
         if let (Some(t), Some(max)) = (g.temperature_c, g.slowdown_temperature_c) {
             if t >= max {
                 out.add(
                     Warn,
-                    "temperature",
+                    Temperature,
                     &format!("temp {t}C"),
                     format!("{t} C, at or above the slowdown temperature of {max} C"),
                 );
@@ -300,6 +457,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         }
     }
     if cfg.hw_throttle {
+        out.judge(Throttle);
         let hw: Vec<&str> = g
             .throttle_reasons
             .iter()
@@ -309,32 +467,38 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         if !hw.is_empty() {
             out.add(
                 Warn,
-                "throttle",
+                Throttle,
                 &format!("throttle {}", hw.join("+")),
                 format!("clocks held down by hardware: {}", hw.join(", ")),
             );
         }
     }
-    if !g.compute_pids.is_empty() {
-        let mine = g.minor.unwrap_or(g.index);
-        let pids: Vec<String> = g.compute_pids.iter().map(u32::to_string).collect();
-        let pids = pids.join(", ");
-        if ctx.prolog && ctx.job_gpus.as_ref().is_none_or(|v| v.contains(&mine)) {
-            out.add(
-                Drain,
-                "busy",
-                "busy",
-                format!("compute processes already on the job's GPU before it starts: pid {pids}"),
-            );
-        } else if ctx.node_without_jobs {
-            out.add(
-                Drain,
-                "busy",
-                "busy",
-                format!("compute processes on a GPU of a node that runs no job: pid {pids}"),
-            );
-        }
+    check_busy(out, g, ctx);
+}
+
+/// Compute processes are a problem only where no job of the node may own them: on the
+/// job's GPUs in its prolog, on any GPU of a node without jobs. Elsewhere the check is
+/// not made (and not recorded as made).
+fn check_busy(out: &mut Out, g: &Gpu, ctx: &Context) {
+    let mine = g.minor.unwrap_or(g.index);
+    let on = if ctx.prolog && ctx.job_gpus.as_ref().is_none_or(|v| v.contains(&mine)) {
+        "already on the job's GPU before it starts"
+    } else if ctx.node_without_jobs {
+        "on a GPU of a node that runs no job"
+    } else {
+        return;
+    };
+    out.judge(Check::Busy);
+    if g.compute_pids.is_empty() {
+        return;
     }
+    let pids: Vec<String> = g.compute_pids.iter().map(u32::to_string).collect();
+    out.add(
+        Severity::Drain,
+        Check::Busy,
+        "busy",
+        format!("compute processes {on}: pid {}", pids.join(", ")),
+    );
 }
 
 /// One finding per (check, GPU, reason): the same XID logged twice is one problem.
@@ -352,27 +516,7 @@ fn dedup(findings: Vec<Finding>) -> Vec<Finding> {
 }
 
 /// The drain reason for these findings: the prefix, then the drain findings' short
-/// reasons, kept short enough to read in `sinfo -R`.
+/// reasons ([`crate::reason`]).
 pub fn drain_reason(findings: &[Finding]) -> Option<String> {
-    const MAX: usize = 100;
-    let drains: Vec<&str> = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Drain)
-        .map(|f| f.reason.as_str())
-        .collect();
-    if drains.is_empty() {
-        return None;
-    }
-    let mut reason = String::from(crate::node::REASON_PREFIX);
-    for (i, r) in drains.iter().enumerate() {
-        let sep = if i == 0 { " " } else { ", " };
-        let more = format!(", +{} more", drains.len() - i);
-        if reason.len() + sep.len() + r.len() + more.len() > MAX && i > 0 {
-            reason.push_str(&more);
-            break;
-        }
-        reason.push_str(sep);
-        reason.push_str(r);
-    }
-    Some(reason)
+    crate::reason::after(None, findings, &Judged::default())
 }

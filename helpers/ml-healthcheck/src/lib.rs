@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod gather;
 pub mod kmsg;
 pub mod node;
+pub mod reason;
 pub mod report;
 pub mod run;
 pub mod snapshot;

@@ -21,9 +21,10 @@ const USAGE: &str = "usage: ml-healthcheck [--mode health-check|prolog|epilog] [
 Checks the node's NVIDIA GPUs through NVML (GPU count, lost GPUs, ECC, retired pages,
 row remapping, critical XIDs in the kernel log, PCIe links, NVLinks, temperature, and in
 the prolog processes already on the job's GPUs). A problem drains the node in Slurm with a
-reason starting 'mlhealth:'; the health check resumes it when every check passes again.
-Another drain (an admin's) is never changed. As Prolog it exits 1 on a problem so the job
-goes elsewhere; as HealthCheckProgram and Epilog it exits 0.
+reason starting 'mlhealth:'; the health check resumes it once every check the reason names
+has been made again and passes (busy GPUs: on a node without jobs). Another drain (an
+admin's) is never changed. As Prolog it exits 1 on a problem so the job goes elsewhere;
+as HealthCheckProgram and Epilog it exits 0.
 
 The mode comes from SLURM_SCRIPT_CONTEXT (prolog_slurmd, epilog_slurmd), else
 health-check; the node from SLURMD_NODENAME. Settings: --config FILE, else
@@ -200,18 +201,8 @@ fn main() -> ExitCode {
         eprintln!("ml-healthcheck: {}: error: {e}", r.node);
         node_log::syslog("ml-healthcheck", libc::LOG_ERR, &format!("{}: {e}", r.node));
     }
-    // What it did to the node goes to syslog too: slurmd keeps a helper's output only when
-    // it fails. A run that changed nothing writes nothing there.
-    if !r.dry_run {
-        let priority = match r.action {
-            "drain" | "update-reason" => Some(libc::LOG_WARNING),
-            "resume" => Some(libc::LOG_INFO),
-            _ => None,
-        };
-        if let (Some(p), Some(summary)) = (priority, r.human().last()) {
-            let line = summary.trim_start_matches("ml-healthcheck: ");
-            node_log::syslog("ml-healthcheck", p, &format!("{line} ({})", r.mode.name()));
-        }
+    if let Some((priority, line)) = r.syslog() {
+        node_log::syslog("ml-healthcheck", priority, &line);
     }
     if let Some(dir) = &args.textfile {
         let now = SystemTime::now()

@@ -1,14 +1,17 @@
 //! The node in Slurm: its state and drain reason (from `scontrol show node -o`), what to do
 //! about the findings (pure: [`decide`]), and doing it (`scontrol update`).
 //!
-//! A drain is ours only when its reason starts with [`REASON_PREFIX`]; anyone else's drain
+//! A drain is ours only when its reason starts with [`reason::PREFIX`]; anyone else's drain
 //! (an admin's, Slurm's own "Prolog error", another health checker's) is never overwritten
 //! and never lifted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const REASON_PREFIX: &str = "mlhealth:";
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::evaluate::{drain_reason, Judgement};
+use crate::reason;
 
 /// The node as Slurm shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +38,7 @@ impl NodeInfo {
     pub fn ours(&self) -> bool {
         self.reason
             .as_deref()
-            .is_some_and(|r| r.starts_with(REASON_PREFIX))
+            .is_some_and(|r| r.starts_with(reason::PREFIX))
     }
 }
 
@@ -82,20 +85,68 @@ pub enum Action {
     LeaveOthersDrain,
 }
 
-/// `full_check`: the run made every check (the health check). Only such a run rewrites
-/// our reason or lifts our drain: a prolog's "busy" drain must not be lifted by the epilog
-/// that follows the failed prolog, which does not look for busy GPUs.
-pub fn decide(node: &NodeInfo, drain_reason: Option<&str>, full_check: bool) -> Action {
-    match (drain_reason, node.drained(), node.ours()) {
-        (_, true, false) => Action::LeaveOthersDrain,
-        (Some(r), false, _) => Action::Drain(r.to_string()),
-        (_, true, true) if !full_check => Action::Nothing,
-        (Some(r), true, true) if node.reason.as_deref() != Some(r) => {
-            Action::UpdateReason(r.to_string())
+impl Action {
+    /// The name in `--json` (`action`): `none`, `drain`, `update-reason`, `resume`,
+    /// `leave-others-drain`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Nothing => "none",
+            Action::Drain(_) => "drain",
+            Action::UpdateReason(_) => "update-reason",
+            Action::Resume => "resume",
+            Action::LeaveOthersDrain => "leave-others-drain",
         }
-        (Some(_), true, true) => Action::Nothing,
-        (None, true, true) => Action::Resume,
-        (None, false, _) => Action::Nothing,
+    }
+
+    /// Whether `node` carries our drain once this action is done.
+    pub fn leaves_our_drain(&self, node: &NodeInfo) -> bool {
+        match self {
+            Action::Drain(_) | Action::UpdateReason(_) => true,
+            Action::Nothing => node.drained() && node.ours(),
+            Action::Resume | Action::LeaveOthersDrain => false,
+        }
+    }
+
+    /// The reason the node is drained with, when the action drains it.
+    pub fn drain_reason(&self) -> Option<&str> {
+        match self {
+            Action::Drain(r) | Action::UpdateReason(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// `"action": "drain", "reason": "mlhealth: ..."` (the reason only with a drain), the
+/// fields `--json` has always had.
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let reason = self.drain_reason();
+        let mut m = s.serialize_map(Some(1 + usize::from(reason.is_some())))?;
+        m.serialize_entry("action", self.name())?;
+        if let Some(r) = reason {
+            m.serialize_entry("reason", r)?;
+        }
+        m.end()
+    }
+}
+
+/// `full_check`: the run is the health check. Only it rewrites our reason or lifts our
+/// drain, and only for the checks it made again: an item of our reason whose check the
+/// run skipped (busy GPUs on a node that runs jobs, where any process may be a job's)
+/// stays, and so does the drain.
+pub fn decide(node: &NodeInfo, now: &Judgement, full_check: bool) -> Action {
+    match (node.drained(), node.ours()) {
+        (true, false) => Action::LeaveOthersDrain,
+        (false, _) => drain_reason(&now.findings).map_or(Action::Nothing, Action::Drain),
+        (true, true) if !full_check => Action::Nothing,
+        (true, true) => {
+            let old = node.reason.as_deref();
+            match reason::after(old, &now.findings, &now.judged) {
+                None => Action::Resume,
+                Some(r) if old == Some(r.as_str()) => Action::Nothing,
+                Some(r) => Action::UpdateReason(r),
+            }
+        }
     }
 }
 
@@ -166,6 +217,9 @@ impl Scontrol {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::evaluate::{self, Context};
+    use crate::snapshot::Snapshot;
 
     const N2: &str = "NodeName=n2 Arch=x86_64 CoresPerSocket=8  CPUAlloc=0 Gres=gpu:8 NodeAddr=127.0.0.1 State=IDLE+DRAIN ThreadsPerCore=1 Partitions=debug  CfgTRES=cpu=8,mem=8000M,billing=8 AllocTRES= CapWatts=n/a ExtSensorsTemp=n/s Reason=admin: bad fan [root@2026-11-25T03:18:04]";
 
@@ -212,37 +266,126 @@ mod tests {
         }
     }
 
+    const HEALTHY: &str = include_str!("../tests/fixtures/h100x8-healthy.json");
+
+    /// A health check on the healthy fixture with one change, in `ctx`.
+    fn run(ctx: &Context, change: impl FnOnce(&mut serde_json::Value)) -> Judgement {
+        let mut v: serde_json::Value = serde_json::from_str(HEALTHY).unwrap();
+        change(&mut v);
+        let snap = Snapshot::from_json(&v.to_string(), "fixture").unwrap();
+        evaluate::judge(&snap, &[], &Config::default(), ctx)
+    }
+
+    /// A health check on a node that runs jobs: every check but busy GPUs.
+    fn with_jobs() -> Context {
+        Context {
+            kmsg_read: true,
+            ..Context::default()
+        }
+    }
+
+    /// A health check on a node without jobs: every check.
+    fn without_jobs() -> Context {
+        Context {
+            node_without_jobs: true,
+            ..with_jobs()
+        }
+    }
+
+    fn healthy() -> Judgement {
+        run(&without_jobs(), |_| {})
+    }
+
+    fn ecc_gpu1() -> Judgement {
+        run(&without_jobs(), |v| {
+            v["gpus"][1]["ecc_volatile_uncorrected"] = 2.into()
+        })
+    }
+
     #[test]
     fn only_our_own_drain_is_changed_or_lifted() {
-        let bad = Some("mlhealth: gpu3 xid79");
+        let bad = "mlhealth: gpu1 ecc uncorrectable=2";
         assert_eq!(
-            decide(&node("IDLE", None), bad, true),
-            Action::Drain("mlhealth: gpu3 xid79".into())
+            decide(&node("IDLE", None), &ecc_gpu1(), true),
+            Action::Drain(bad.into())
         );
-        assert_eq!(decide(&node("IDLE", None), None, true), Action::Nothing);
-        // An admin's drain: never overwritten, never lifted.
-        let admin = node("IDLE+DRAIN", Some("admin: bad fan"));
-        assert_eq!(decide(&admin, bad, true), Action::LeaveOthersDrain);
-        assert_eq!(decide(&admin, None, true), Action::LeaveOthersDrain);
-        // Ours: kept while unhealthy, the reason follows the findings, lifted when healthy.
-        let ours = node("IDLE+DRAIN", bad);
-        assert_eq!(decide(&ours, bad, true), Action::Nothing);
         assert_eq!(
-            decide(&ours, Some("mlhealth: gpu1 ecc uncorrectable=2"), true),
-            Action::UpdateReason("mlhealth: gpu1 ecc uncorrectable=2".into())
-        );
-        assert_eq!(decide(&ours, None, true), Action::Resume);
-        // A reason of ours left on an undrained node (resumed by an admin) is not a drain.
-        assert_eq!(decide(&node("IDLE", bad), None, true), Action::Nothing);
-        // A prolog or epilog drains, but leaves an existing drain of ours to the health check.
-        assert_eq!(decide(&ours, None, false), Action::Nothing);
-        assert_eq!(
-            decide(&ours, Some("mlhealth: gpu1 ecc uncorrectable=2"), false),
+            decide(&node("IDLE", None), &healthy(), true),
             Action::Nothing
         );
+        // An admin's drain: never overwritten, never lifted.
+        let admin = node("IDLE+DRAIN", Some("admin: bad fan"));
+        assert_eq!(decide(&admin, &ecc_gpu1(), true), Action::LeaveOthersDrain);
+        assert_eq!(decide(&admin, &healthy(), true), Action::LeaveOthersDrain);
+        // Ours: kept while unhealthy, the reason follows the findings, lifted when healthy.
+        let ours = node("IDLE+DRAIN", Some(bad));
+        assert_eq!(decide(&ours, &ecc_gpu1(), true), Action::Nothing);
+        let worse = run(&without_jobs(), |v| {
+            v["gpus"][1]["ecc_volatile_uncorrected"] = 2.into();
+            v["gpus"][6]["remapped_rows_pending"] = true.into();
+        });
         assert_eq!(
-            decide(&node("MIXED", None), bad, false),
-            Action::Drain("mlhealth: gpu3 xid79".into())
+            decide(&ours, &worse, true),
+            Action::UpdateReason(format!("{bad}, gpu6 row remap pending"))
         );
+        assert_eq!(decide(&ours, &healthy(), true), Action::Resume);
+        // A reason of ours left on an undrained node (resumed by an admin) is not a drain.
+        assert_eq!(
+            decide(&node("IDLE", Some(bad)), &healthy(), true),
+            Action::Nothing
+        );
+        // A prolog or epilog drains, but leaves an existing drain of ours to the health check.
+        assert_eq!(decide(&ours, &healthy(), false), Action::Nothing);
+        assert_eq!(decide(&ours, &worse, false), Action::Nothing);
+        assert_eq!(
+            decide(&node("MIXED", None), &ecc_gpu1(), false),
+            Action::Drain(bad.into())
+        );
+    }
+
+    #[test]
+    fn a_drain_is_lifted_only_by_a_run_that_made_its_checks_again() {
+        let busy = node("MIXED+DRAIN", Some("mlhealth: gpu1 busy"));
+        // Busy GPUs are not judged while the node runs jobs: the prolog's drain stays.
+        let running = run(&with_jobs(), |_| {});
+        assert_eq!(decide(&busy, &running, true), Action::Nothing);
+        // Judged on the node without jobs: kept while the process is there, then lifted.
+        let idle_busy = node("IDLE+DRAIN", Some("mlhealth: gpu1 busy"));
+        let stray = run(&without_jobs(), |v| {
+            v["gpus"][1]["compute_pids"] = vec![7].into()
+        });
+        assert_eq!(decide(&idle_busy, &stray, true), Action::Nothing);
+        assert_eq!(decide(&idle_busy, &healthy(), true), Action::Resume);
+        // A new finding does not drop what the run could not judge.
+        let ecc = run(&with_jobs(), |v| {
+            v["gpus"][2]["ecc_volatile_uncorrected"] = 2.into()
+        });
+        assert_eq!(
+            decide(&busy, &ecc, true),
+            Action::UpdateReason("mlhealth: gpu2 ecc uncorrectable=2, gpu1 busy".into())
+        );
+        // A GPU that NVML cannot use is not checked for ECC errors.
+        let ours = node("IDLE+DRAIN", Some("mlhealth: gpu1 ecc uncorrectable=2"));
+        let lost = run(&without_jobs(), |v| v["gpus"][1]["lost"] = true.into());
+        assert_eq!(
+            decide(&ours, &lost, true),
+            Action::UpdateReason("mlhealth: gpu1 lost, gpu1 ecc uncorrectable=2".into())
+        );
+        // XIDs without the kernel log are not judged.
+        let xid = node("IDLE+DRAIN", Some("mlhealth: gpu2 xid79"));
+        let no_kmsg = Context {
+            kmsg_read: false,
+            ..without_jobs()
+        };
+        assert_eq!(decide(&xid, &run(&no_kmsg, |_| {}), true), Action::Nothing);
+        assert_eq!(decide(&xid, &healthy(), true), Action::Resume);
+        // What cannot be read item by item needs every check.
+        let more = node(
+            "MIXED+DRAIN",
+            Some("mlhealth: gpu0 row remap pending, +7 more"),
+        );
+        assert_eq!(decide(&more, &running, true), Action::Nothing);
+        assert_eq!(decide(&more, &run(&no_kmsg, |_| {}), true), Action::Nothing);
+        assert_eq!(decide(&more, &healthy(), true), Action::Resume);
     }
 }

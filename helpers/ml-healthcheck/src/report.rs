@@ -1,6 +1,7 @@
 //! What a run tells: one human line per finding and a summary, a JSON document, and a
 //! Prometheus textfile for node_exporter's textfile collector.
 
+use std::fmt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -18,25 +19,84 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nvml_error: Option<String>,
     pub findings: Vec<Finding>,
-    /// `none`, `drain`, `update-reason`, `resume`, `leave-others-drain`.
-    pub action: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    /// In JSON `action` (its name) and `reason` (the drain's).
+    #[serde(flatten)]
+    pub action: Action,
     /// The drain reason already on the node, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_reason: Option<String>,
+    /// The node carries our drain after this run (without Slurm: it would).
+    pub drained_by_healthcheck: bool,
     pub dry_run: bool,
     pub warnings: Vec<String>,
     pub seconds: f64,
 }
 
-pub fn action_name(a: &Action) -> &'static str {
-    match a {
-        Action::Nothing => "none",
-        Action::Drain(_) => "drain",
-        Action::UpdateReason(_) => "update-reason",
-        Action::Resume => "resume",
-        Action::LeaveOthersDrain => "leave-others-drain",
+/// The run in one line: what was checked, what was found, what was done to the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Summary<'a> {
+    /// No driver, and no GPUs expected (a CPU node).
+    NothingToCheck { node: &'a str, nvml_error: &'a str },
+    Checked {
+        node: &'a str,
+        gpus: usize,
+        drains: usize,
+        warnings: usize,
+        action: &'a Action,
+        /// The reason on the node before the run.
+        node_reason: Option<&'a str>,
+        /// Our drain stays although this run found nothing that drains: it did not make
+        /// every check the reason names.
+        kept: bool,
+        dry_run: bool,
+    },
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Summary::NothingToCheck { node, nvml_error } => write!(
+                f,
+                "{node}: no NVIDIA driver ({nvml_error}) and no GPUs expected: nothing to check"
+            ),
+            Summary::Checked {
+                node,
+                gpus,
+                drains,
+                warnings,
+                action,
+                node_reason,
+                kept,
+                dry_run,
+            } => {
+                write!(f, "{node}: {gpus} GPUs checked, ")?;
+                match (drains, warnings) {
+                    (0, 0) => write!(f, "healthy")?,
+                    (0, w) => write!(f, "healthy, {w} warnings")?,
+                    (1, _) => write!(f, "1 problem that drains the node")?,
+                    (d, _) => write!(f, "{d} problems that drain the node")?,
+                }
+                let would = if dry_run { "would have " } else { "" };
+                match (action, node_reason) {
+                    (Action::Drain(r) | Action::UpdateReason(r), _) => {
+                        write!(f, "; {would}drained: {r}")
+                    }
+                    (Action::Resume, r) => {
+                        write!(f, "; {would}resumed (was drained: {})", r.unwrap_or(""))
+                    }
+                    (Action::LeaveOthersDrain, r) => write!(
+                        f,
+                        "; left as it is: drained by someone else ({})",
+                        r.unwrap_or("no reason")
+                    ),
+                    (Action::Nothing, Some(r)) if kept => write!(
+                        f,
+                        "; still drained: {r} (not every check it names was made again)"
+                    ),
+                    (Action::Nothing, _) => Ok(()),
+                }
+            }
+        }
     }
 }
 
@@ -62,37 +122,44 @@ impl Report {
             };
             lines.push(format!("{p}: {sev} {}", f.detail));
         }
-        let would = if self.dry_run { "would have " } else { "" };
-        if let (Some(e), true) = (&self.nvml_error, self.findings.is_empty()) {
-            lines.push(format!(
-                "{p}: no NVIDIA driver ({e}) and no GPUs expected: nothing to check"
-            ));
-            return lines;
-        }
-        let checked = format!("{} GPUs checked", self.gpus);
-        let warns = self.findings.len() - self.drains();
-        let summary = match (self.action, self.drains(), warns) {
-            (_, 0, 0) => "healthy".to_string(),
-            (_, 0, w) => format!("healthy, {w} warnings"),
-            (_, 1, _) => "1 problem that drains the node".to_string(),
-            (_, d, _) => format!("{d} problems that drain the node"),
-        };
-        let what = match self.action {
-            "drain" | "update-reason" => {
-                format!("; {would}drained: {}", self.reason.as_deref().unwrap_or(""))
-            }
-            "resume" => format!(
-                "; {would}resumed (was drained: {})",
-                self.node_reason.as_deref().unwrap_or("")
-            ),
-            "leave-others-drain" => format!(
-                "; left as it is: drained by someone else ({})",
-                self.node_reason.as_deref().unwrap_or("no reason")
-            ),
-            _ => String::new(),
-        };
-        lines.push(format!("{p}: {checked}, {summary}{what}"));
+        lines.push(format!("ml-healthcheck: {}", self.summary()));
         lines
+    }
+
+    pub fn summary(&self) -> Summary<'_> {
+        if let (Some(e), true) = (&self.nvml_error, self.findings.is_empty()) {
+            return Summary::NothingToCheck {
+                node: &self.node,
+                nvml_error: e,
+            };
+        }
+        Summary::Checked {
+            node: &self.node,
+            gpus: self.gpus,
+            drains: self.drains(),
+            warnings: self.findings.len() - self.drains(),
+            action: &self.action,
+            node_reason: self.node_reason.as_deref(),
+            kept: self.action == Action::Nothing
+                && self.drained_by_healthcheck
+                && self.drains() == 0,
+            dry_run: self.dry_run,
+        }
+    }
+
+    /// The syslog line and its priority, for a run that changed the node (slurmd keeps a
+    /// helper's output only when it fails); `None` for one that changed nothing.
+    pub fn syslog(&self) -> Option<(libc::c_int, String)> {
+        let priority = match (&self.action, self.dry_run) {
+            (_, true) => return None,
+            (Action::Drain(_) | Action::UpdateReason(_), _) => libc::LOG_WARNING,
+            (Action::Resume, _) => libc::LOG_INFO,
+            (Action::Nothing | Action::LeaveOthersDrain, _) => return None,
+        };
+        Some((
+            priority,
+            format!("{} ({})", self.summary(), self.mode.name()),
+        ))
     }
 
     pub fn json(&self) -> String {
@@ -133,16 +200,14 @@ impl Report {
             };
             s.push_str(&format!(
                 "ml_healthcheck_finding{{node=\"{node}\",check=\"{}\",gpu=\"{gpu}\",severity=\"{sev}\",reason=\"{}\"}} 1\n",
-                f.check,
+                f.check.name(),
                 escape(&f.reason)
             ));
         }
         s.push_str("# HELP ml_healthcheck_drained_by_healthcheck 1 when the node carries ml-healthcheck's drain after this run.\n# TYPE ml_healthcheck_drained_by_healthcheck gauge\n");
-        let drained = matches!(self.action, "drain" | "update-reason")
-            || (self.action == "none" && self.drains() > 0);
         s.push_str(&format!(
             "ml_healthcheck_drained_by_healthcheck{{node=\"{node}\"}} {}\n",
-            u8::from(drained)
+            u8::from(self.drained_by_healthcheck)
         ));
         s.push_str("# HELP ml_healthcheck_duration_seconds How long the last run took.\n# TYPE ml_healthcheck_duration_seconds gauge\n");
         s.push_str(&format!(
@@ -168,4 +233,98 @@ fn escape(v: &str) -> String {
 pub fn write_textfile(dir: &Path, node: &str, text: &str) -> Result<(), String> {
     let name = format!("ml_healthcheck_{}.prom", node.replace(['/', '.'], "_"));
     trusted_config::write_atomically(&dir.join(name), text.as_bytes(), 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::Check;
+
+    fn report(action: Action, node_reason: Option<&str>, findings: usize) -> Report {
+        let ecc = Finding {
+            severity: Severity::Drain,
+            check: Check::Ecc,
+            gpu: Some(1),
+            reason: "gpu1 ecc uncorrectable=2".into(),
+            detail: "gpu1: 2 uncorrectable ECC errors since the last driver load".into(),
+        };
+        Report {
+            node: "n2".into(),
+            mode: Mode::HealthCheck,
+            gpus: 8,
+            driver_version: None,
+            nvml_error: None,
+            findings: vec![ecc; findings],
+            drained_by_healthcheck: action.drain_reason().is_some()
+                || node_reason.is_some_and(|r| r.starts_with("mlhealth:")),
+            action,
+            node_reason: node_reason.map(Into::into),
+            dry_run: false,
+            warnings: vec!["/dev/kmsg: Permission denied: XIDs not checked".into()],
+            seconds: 0.0,
+        }
+    }
+
+    /// The summary is the run's last line and, for a run that changed the node, its
+    /// syslog line (with the slot); a warning never takes its place.
+    #[test]
+    fn the_summary_says_what_was_done_and_goes_to_syslog_when_the_node_changed() {
+        let drain = report(
+            Action::Drain("mlhealth: gpu1 ecc uncorrectable=2".into()),
+            None,
+            1,
+        );
+        assert_eq!(
+            drain.human().last().map(String::as_str),
+            Some("ml-healthcheck: n2: 8 GPUs checked, 1 problem that drains the node; drained: mlhealth: gpu1 ecc uncorrectable=2")
+        );
+        assert_eq!(
+            drain.syslog(),
+            Some((
+                libc::LOG_WARNING,
+                "n2: 8 GPUs checked, 1 problem that drains the node; drained: mlhealth: gpu1 ecc uncorrectable=2 (health-check)".into()
+            ))
+        );
+        let resume = report(Action::Resume, Some("mlhealth: gpu1 busy"), 0);
+        assert_eq!(
+            resume.syslog(),
+            Some((
+                libc::LOG_INFO,
+                "n2: 8 GPUs checked, healthy; resumed (was drained: mlhealth: gpu1 busy) (health-check)".into()
+            ))
+        );
+        // Our drain kept by a run that could not judge busy GPUs: said, not logged.
+        let kept = report(Action::Nothing, Some("mlhealth: gpu1 busy"), 0);
+        assert_eq!(
+            kept.summary().to_string(),
+            "n2: 8 GPUs checked, healthy; still drained: mlhealth: gpu1 busy (not every check it names was made again)"
+        );
+        assert_eq!(kept.syslog(), None);
+        let others = report(Action::LeaveOthersDrain, Some("admin: bad fan"), 1);
+        assert_eq!(others.syslog(), None);
+        let mut dry = report(Action::Resume, Some("mlhealth: gpu1 busy"), 0);
+        dry.dry_run = true;
+        assert_eq!(dry.syslog(), None);
+        assert!(dry
+            .summary()
+            .to_string()
+            .ends_with("; would have resumed (was drained: mlhealth: gpu1 busy)"));
+    }
+
+    #[test]
+    fn json_names_the_action_and_its_reason() {
+        let j = |r: &Report| serde_json::from_str::<serde_json::Value>(&r.json()).unwrap();
+        let drain = j(&report(
+            Action::UpdateReason("mlhealth: gpu1 ecc uncorrectable=2".into()),
+            None,
+            1,
+        ));
+        assert_eq!(drain["action"], "update-reason");
+        assert_eq!(drain["reason"], "mlhealth: gpu1 ecc uncorrectable=2");
+        assert_eq!(drain["findings"][0]["check"], "ecc");
+        let resume = j(&report(Action::Resume, Some("mlhealth: gpu1 busy"), 0));
+        assert_eq!(resume["action"], "resume");
+        assert_eq!(resume.get("reason"), None);
+        assert_eq!(resume["node_reason"], "mlhealth: gpu1 busy");
+    }
 }

@@ -8,7 +8,7 @@ use crate::evaluate::{self, Context, Mode};
 use crate::gather::GpuSource;
 use crate::kmsg;
 use crate::node::{self, Action, Scontrol};
-use crate::report::{self, Report};
+use crate::report::Report;
 use crate::state;
 use crate::xid::Xid;
 
@@ -96,18 +96,15 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
     let snap = source.snapshot()?;
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
-    let report = |findings, action: &Action, node_reason, warnings| Report {
+    let report = |findings, action, node_reason, drained_by_healthcheck, warnings| Report {
         node: job.node.clone(),
         mode: job.mode,
         gpus: snap.gpus.len(),
         driver_version: snap.driver_version.clone(),
         nvml_error: snap.nvml_error.clone(),
-        reason: match action {
-            Action::Drain(r) | Action::UpdateReason(r) => Some(r.clone()),
-            _ => None,
-        },
-        action: report::action_name(action),
+        action,
         node_reason,
+        drained_by_healthcheck,
         findings,
         dry_run: job.dry_run,
         warnings,
@@ -122,7 +119,7 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
     };
     if snap.nvml_error.is_some() && evaluate::evaluate(&snap, &[], cfg, &plain).is_empty() {
         return Ok(Outcome {
-            report: report(Vec::new(), &Action::Nothing, None, warnings),
+            report: report(Vec::new(), Action::Nothing, None, false, warnings),
             errors,
         });
     }
@@ -135,7 +132,7 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
     if job.forget_xids {
         st.critical.clear();
     }
-    match kmsg::scan(&cfg.kmsg) {
+    let kmsg_read = match kmsg::scan(&cfg.kmsg) {
         Ok(scan) => {
             let fresh = new_xids(scan.xids, st.last_seq, job.job_start, boot_time());
             st.remember(
@@ -146,9 +143,13 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
             if scan.last_seq.is_some() {
                 st.last_seq = scan.last_seq;
             }
+            true
         }
-        Err(e) => warnings.push(format!("{e}: XIDs not checked")),
-    }
+        Err(e) => {
+            warnings.push(format!("{e}: XIDs not checked"));
+            false
+        }
+    };
 
     // The node as Slurm shows it: whether it runs jobs is part of judging it.
     let scontrol = Scontrol {
@@ -169,15 +170,21 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         prolog: job.mode == Mode::Prolog,
         node_without_jobs: job.mode == Mode::HealthCheck
             && info.as_ref().is_some_and(|i| i.without_jobs()),
+        kmsg_read,
     };
-    let findings = evaluate::evaluate(&snap, &st.critical, cfg, &ctx);
-    let reason = evaluate::drain_reason(&findings);
-    let (action, node_reason) = match info {
-        Some(info) => (
-            node::decide(&info, reason.as_deref(), job.mode == Mode::HealthCheck),
-            info.reason,
+    let judgement = evaluate::judge(&snap, &st.critical, cfg, &ctx);
+    let (action, node_reason, drained_by_us) = match info {
+        Some(info) => {
+            let action = node::decide(&info, &judgement, job.mode == Mode::HealthCheck);
+            let drained = action.leaves_our_drain(&info);
+            (action, info.reason, drained)
+        }
+        // Without Slurm: whether it would drain.
+        None => (
+            Action::Nothing,
+            None,
+            evaluate::drain_reason(&judgement.findings).is_some(),
         ),
-        None => (Action::Nothing, None),
     };
     if !job.dry_run {
         if let Err(e) = scontrol.apply(&job.node, &action) {
@@ -187,7 +194,13 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
             errors.push(format!("cannot keep the state: {e}"));
         }
     }
-    let report = report(findings, &action, node_reason, warnings);
+    let report = report(
+        judgement.findings,
+        action,
+        node_reason,
+        drained_by_us,
+        warnings,
+    );
     Ok(Outcome { report, errors })
 }
 

@@ -2,9 +2,14 @@
 //! p5/DGX H100), each check triggered by changing one field of it, and each threshold on
 //! both sides of its limit.
 
+use std::collections::BTreeSet;
+
 use ml_healthcheck::config::Config;
-use ml_healthcheck::evaluate::{drain_reason, evaluate, Context, Finding, Severity};
+use ml_healthcheck::evaluate::{
+    drain_reason, evaluate, judge, Check, Context, Finding, Judgement, Severity,
+};
 use ml_healthcheck::kmsg;
+use ml_healthcheck::reason;
 use ml_healthcheck::snapshot::Snapshot;
 use ml_healthcheck::xid::Xid;
 use serde_json::{json, Value};
@@ -362,4 +367,87 @@ fn hardware_throttling_warns_and_the_power_cap_does_not() {
         check(&with(3, "throttle_reasons", json!(["hw_slowdown"])), &off),
         vec![]
     );
+}
+
+/// Every drain finding, each check triggered once: the fixture with a problem on each GPU,
+/// the XIDs of the kernel-log fixture (one of them for a GPU NVML no longer lists), one
+/// GPU short of the count, and busy GPUs judged on a node without jobs.
+fn every_drain() -> Judgement {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("kmsg");
+    std::fs::write(&log, fixture("kmsg-xid79")).unwrap();
+    let mut xids = kmsg::scan(&log).unwrap().xids;
+    let mut gone = xids[0].clone();
+    gone.pci = "0000:ee:00".into();
+    xids.push(gone);
+    let mut v = healthy();
+    let gpus = &mut v["gpus"];
+    gpus[0]["retired_pages_pending"] = json!(true);
+    gpus[1]["ecc_volatile_uncorrected"] = json!(2);
+    gpus[2]["error"] = json!("Unknown Error");
+    gpus[3]["lost"] = json!(true);
+    gpus[4]["retired_pages_dbe"] = json!(1);
+    gpus[4]["retired_pages_sbe"] = json!(70);
+    gpus[5]["remapped_rows_failure"] = json!(true);
+    gpus[5]["remapped_rows_pending"] = json!(true);
+    gpus[6]["compute_pids"] = json!([4242]);
+    gpus[7]["nvlinks"][4]["active"] = json!(false);
+    let ctx = Context {
+        expect_gpus: Some(9),
+        node_without_jobs: true,
+        kmsg_read: true,
+        ..Context::default()
+    };
+    judge(&snap(&v), &xids, &Config::default(), &ctx)
+}
+
+/// A later run reads our drain reason back to know which checks it stands on: each item
+/// names the check and GPU of the finding that wrote it, and the run that found it made
+/// that check.
+#[test]
+fn each_item_of_the_drain_reason_names_its_check_and_gpu() {
+    let j = every_drain();
+    let drains: Vec<&Finding> = j.findings.iter().filter(|f| f.severity == Drain).collect();
+    let checks: BTreeSet<Check> = drains.iter().map(|f| f.check).collect();
+    assert_eq!(
+        checks.into_iter().map(Check::name).collect::<Vec<_>>(),
+        [
+            "gpu-count",
+            "xid",
+            "gpu-lost",
+            "gpu-error",
+            "ecc",
+            "retired-pages",
+            "remapped-rows",
+            "nvlink",
+            "busy"
+        ],
+        "every check that drains (nvml: below)"
+    );
+    for f in drains {
+        let reason = drain_reason(std::slice::from_ref(f)).unwrap();
+        let items = reason::items(&reason).unwrap();
+        assert_eq!(
+            items,
+            vec![reason::Item {
+                text: &f.reason,
+                names: Some((f.check, f.gpu)),
+            }],
+            "{reason}"
+        );
+        assert!(j.judged.covers(f.check, f.gpu), "{reason}");
+    }
+    let s = snap(&json!({"nvml_error": "libnvidia-ml.so.1 cannot be loaded"}));
+    let ctx = Context {
+        expect_gpus: Some(8),
+        ..Context::default()
+    };
+    let j = judge(&s, &[], &Config::default(), &ctx);
+    let reason = drain_reason(&j.findings).unwrap();
+    assert_eq!(
+        reason::items(&reason).unwrap()[0].names,
+        Some((Check::Nvml, None))
+    );
+    // Without NVML nothing else is judged.
+    assert!(!j.judged.covers(Check::Ecc, Some(1)) && !j.judged.complete());
 }

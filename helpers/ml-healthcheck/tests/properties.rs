@@ -1,10 +1,11 @@
 //! The parsers of what the helper reads from outside (kernel log records, XID lines,
-//! scontrol's node line, PCI addresses, snapshot and config JSON) never panic, whatever
-//! the input; a record built from parts reads back as those parts.
+//! scontrol's node line and its drain reason, PCI addresses, snapshot and config JSON)
+//! never panic, whatever the input; a record built from parts reads back as those parts.
 
 use ml_healthcheck::config::Config;
 use ml_healthcheck::kmsg::parse_record;
 use ml_healthcheck::node::parse_show_node;
+use ml_healthcheck::reason;
 use ml_healthcheck::snapshot::{pci_key, Snapshot};
 use ml_healthcheck::xid::{describe, parse_message};
 use proptest::prelude::*;
@@ -19,6 +20,8 @@ proptest! {
         let _ = pci_key(&s);
         let _ = Snapshot::from_json(&s, "x");
         let _ = Config::parse(&s, "x");
+        let _ = reason::items(&s);
+        let _ = reason::items(&format!("mlhealth: {s}"));
     }
 
     #[test]
