@@ -35,6 +35,68 @@ fn seg() -> impl Strategy<Value = ShmSeg> {
         })
 }
 
+/// How a row of a segment is spoiled: each of these is a malformed row, never a segment.
+#[derive(Debug, Clone, Copy)]
+enum Spoil {
+    /// One field fewer than the header.
+    DropField(usize),
+    /// One field more than the header.
+    ExtraField,
+    /// A column the parser reads (shmid, size, cpid, lpid, nattch, uid, cuid) is not a
+    /// number of its type.
+    NotANumber(usize),
+    /// An unsigned column (size, nattch, uid, cuid) is negative.
+    Negative(usize),
+}
+
+/// One line after the header: a segment, a spoiled segment, or a blank line (skipped).
+#[derive(Debug, Clone)]
+enum Line {
+    Good(ShmSeg),
+    Bad(ShmSeg, Spoil),
+    Blank,
+}
+
+/// The header's positions of the columns the parser reads.
+const READ: [usize; 7] = [1, 3, 4, 5, 6, 7, 9];
+/// The positions of its unsigned columns: size, nattch, uid, cuid.
+const UNSIGNED: [usize; 4] = [3, 6, 7, 9];
+
+impl Line {
+    fn text(&self) -> String {
+        match self {
+            Line::Good(s) => shm_line(s),
+            Line::Blank => "   ".to_string(),
+            Line::Bad(s, spoil) => {
+                let mut f: Vec<String> = shm_line(s).split_whitespace().map(String::from).collect();
+                match *spoil {
+                    Spoil::DropField(i) => {
+                        f.remove(i % f.len());
+                    }
+                    Spoil::ExtraField => f.push("0".to_string()),
+                    Spoil::NotANumber(i) => f[READ[i % READ.len()]] = "x1".to_string(),
+                    Spoil::Negative(i) => f[UNSIGNED[i % UNSIGNED.len()]] = "-1".to_string(),
+                }
+                f.join(" ")
+            }
+        }
+    }
+}
+
+fn line() -> impl Strategy<Value = Line> {
+    let spoil = prop_oneof![
+        any::<usize>().prop_map(Spoil::DropField),
+        Just(Spoil::ExtraField),
+        any::<usize>().prop_map(Spoil::NotANumber),
+        any::<usize>().prop_map(Spoil::Negative),
+    ];
+    prop_oneof![
+        3 => seg().prop_map(Line::Good),
+        3 => (seg(), spoil).prop_map(|(s, sp)| Line::Bad(s, sp)),
+        1 => Just(Line::Blank),
+    ]
+}
+
 proptest! {
     #[test]
     fn parsers_never_panic(text in ".{0,2000}") {
@@ -44,10 +106,23 @@ proptest! {
     }
 
     #[test]
-    fn garbage_rows_after_a_good_header_are_counted_not_guessed(rows in prop::collection::vec("[ -~]{0,80}", 0..20)) {
-        let text = format!("{SHM_HEADER}\n{}", rows.join("\n"));
+    fn good_rows_read_back_and_each_bad_line_is_counted(lines in prop::collection::vec(line(), 0..40)) {
+        let mut text = String::from(SHM_HEADER);
+        for l in &lines {
+            text.push('\n');
+            text.push_str(&l.text());
+        }
         let p = parse_shm(&text).unwrap();
-        prop_assert!(p.rows.len() + p.malformed <= rows.len());
+        let good: Vec<ShmSeg> = lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Good(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        let bad = lines.iter().filter(|l| matches!(l, Line::Bad(..))).count();
+        prop_assert_eq!(p.rows, good);
+        prop_assert_eq!(p.malformed, bad);
     }
 
     #[test]
