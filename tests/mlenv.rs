@@ -316,7 +316,7 @@ srun --overlap -N2 -n2 bash -c 'echo "step=$SLURM_STEP_ID rank=$RANK MASTER_ADDR
 wait
 # Steps 2-7 one after the other: step 7 is where the block of 8 ports wraps.
 for i in 2 3 4 5 6 7; do
-    srun -N1 bash -c 'echo "step=$SLURM_STEP_ID rank=$RANK MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT"'
+    srun -N2 -n2 bash -c 'echo "step=$SLURM_STEP_ID rank=$RANK MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT"'
 done
 export MASTER_PORT=4444
 srun -N1 bash -c 'echo "exported MASTER_PORT=$MASTER_PORT"'
