@@ -101,7 +101,8 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
   j.per_node, t = gpus(job_desc.tres_per_node); for _, x in ipairs(t) do j.types[#j.types + 1] = x end
   j.per_socket, t = gpus(job_desc.tres_per_socket); for _, x in ipairs(t) do j.types[#j.types + 1] = x end
   j.per_task, t = gpus(job_desc.tres_per_task); for _, x in ipairs(t) do j.types[#j.types + 1] = x end
-  for _, n in ipairs({ j.per_job, j.per_node, j.per_socket, j.per_task }) do
+  -- Not ipairs: it stops at the first unset (nil) field, which skipped this check.
+  for _, n in pairs({ j.per_job, j.per_node, j.per_socket, j.per_task }) do
     if n == 0 then return refuse("a request for 0 GPUs is not allowed: leave the GPU option out") end
   end
   j.nodes = (job_desc.min_nodes ~= NO_VAL and job_desc.min_nodes) or 1
