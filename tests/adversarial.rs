@@ -146,6 +146,7 @@ fn every_request_form_is_judged_at_its_most() {
             &[
                 "-p",
                 "gpu",
+                "-n16",
                 "--ntasks-per-node=16",
                 "-c4",
                 "--gpus-per-task=1",
@@ -434,11 +435,7 @@ fn updates_and_requeues_cannot_grow_a_job() {
                 "{rule}:\n{log}"
             );
         }
-        assert_eq!(
-            c.job_field(job, "NumNodes").unwrap().as_deref(),
-            Some("1"),
-            "job {job}"
-        );
+        assert_eq!(node_count(&c, job).as_deref(), Some("1"), "job {job}");
     }
     assert_eq!(
         c.job_field(small, "Partition").unwrap().as_deref(),

@@ -246,7 +246,7 @@ fn updates_are_never_let_through_unjudged() {
         "{log}"
     );
     assert_eq!(c.job_field(job, "TresPerNode").unwrap(), None);
-    assert_eq!(c.job_field(job, "NumNodes").unwrap().as_deref(), Some("1"));
+    assert_eq!(node_count(&c, job).as_deref(), Some("1"));
     // Into a partition whose rules read the job's resources: refused, with the way to do it.
     let (ok_, err) = update(&["Partition=interactive", "TimeLimit=30", "Gres=gpu:1"]);
     assert!(!ok_, "moved into interactive");
@@ -280,7 +280,7 @@ fn updates_are_never_let_through_unjudged() {
     // Root (an admin) may change anything.
     ok(c.run("scontrol", ["update", id.as_str(), "NumNodes=2"])
         .unwrap());
-    assert_eq!(c.job_field(job, "NumNodes").unwrap().as_deref(), Some("2"));
+    assert_eq!(node_count(&c, job).as_deref(), Some("2"));
 }
 
 /// `scontrol reconfigure` reloads the policy; a broken one is reported and the last good

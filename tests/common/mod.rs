@@ -58,6 +58,15 @@ pub fn wait_for(
     assert!(cond(), "{what}: not within {timeout:?}; {}", diagnostics());
 }
 
+/// A job's `NumNodes` as one count where min and max agree (24.11 shows `1-1`, 22.05 `1`).
+pub fn node_count(c: &Cluster, job: u32) -> Option<String> {
+    let n = c.job_field(job, "NumNodes").unwrap()?;
+    Some(match n.split_once('-') {
+        Some((lo, hi)) if lo == hi => lo.to_string(),
+        _ => n,
+    })
+}
+
 pub fn start(opts: Options) -> Cluster {
     match Cluster::start(opts) {
         Ok(c) => c,
