@@ -150,11 +150,16 @@ impl Policy {
             }
         }
         if p.gpu_gres.is_empty() {
-            return Err(bad("gpu_gres".into(), "names no GRES (the default is [\"gpu\"])".into()));
+            return Err(bad(
+                "gpu_gres".into(),
+                "names no GRES (the default is [\"gpu\"])".into(),
+            ));
         }
-        if let Some(n) = p.gpu_gres.iter().find(|n| {
-            n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        }) {
+        if let Some(n) = p
+            .gpu_gres
+            .iter()
+            .find(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
             return Err(bad("gpu_gres".into(), format!("{n:?} is not a GRES name")));
         }
         for (name, r) in &p.partitions {

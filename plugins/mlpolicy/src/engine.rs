@@ -332,7 +332,12 @@ fn gpu_type(c: &Ctx) -> Option<Verdict> {
     if c.r.gpu_types.is_empty() {
         return None;
     }
-    let t = c.job.gpus.types.iter().find(|t| !c.r.gpu_types.contains(t))?;
+    let t = c
+        .job
+        .gpus
+        .types
+        .iter()
+        .find(|t| !c.r.gpu_types.contains(t))?;
     c.refuse(
         Code::InvalidGres,
         "gpu-type",
@@ -465,7 +470,9 @@ pub fn evaluate_update(policy: &Policy, job: &Job) -> Verdict {
                 policy,
                 Code::InvalidTimeLimit,
                 "update-needs-time",
-                format!("partition '{name}' limits time limits: add TimeLimit=... to the same update"),
+                format!(
+                    "partition '{name}' limits time limits: add TimeLimit=... to the same update"
+                ),
             );
         }
         if let Some(v) = max_time(&ctx) {

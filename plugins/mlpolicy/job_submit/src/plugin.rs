@@ -23,7 +23,7 @@ use mlpolicy::config::{self, Policy};
 use mlpolicy::engine::{self, Code, Job, Verdict};
 use mlpolicy::gres::{gpu_entries, GpuRequest};
 use slurm_plugin::conf;
-use slurm_plugin::job_submit::{JobDesc, JobSubmitPlugin, Rejection};
+use slurm_plugin::job_submit::{self, JobDesc, JobSubmitPlugin, Rejection};
 use slurm_plugin::rc;
 
 pub const FILE_NAME: &str = "mlpolicy.json";
@@ -251,7 +251,7 @@ impl MlPolicy {
             )
             .with_rule("no-policy"));
         };
-        let mut req = read_job(job, update)?;
+        let mut req = read_job(job, update, &policy)?;
         req.uid = uid;
         match engine::evaluate(&policy, &req) {
             Verdict::Accept { route_to, exempt } => {
@@ -279,15 +279,17 @@ fn code(c: Code) -> i32 {
         Code::InvalidTimeLimit => rc::ESLURM_INVALID_TIME_LIMIT,
         Code::InvalidNodeCount => rc::ESLURM_INVALID_NODE_COUNT,
         Code::InvalidCpuCount => rc::ESLURM_INVALID_CPU_COUNT,
+        Code::AccessDenied => rc::ESLURM_ACCESS_DENIED,
     }
 }
 
 /// The engine's view of `job_desc`.
-fn read_job(job: &JobDesc<'_>, update: bool) -> Result<Job, Rejection> {
+fn read_job(job: &JobDesc<'_>, update: bool, policy: &Policy) -> Result<Job, Rejection> {
     let bad_gres = |e: mlpolicy::gres::BadTres| {
         Rejection::new(rc::ESLURM_INVALID_GRES, format!("mlpolicy: {e}")).with_rule("gres-syntax")
     };
-    let gpus = GpuRequest::from_tres(
+    let gpus = GpuRequest::counting(
+        &policy.gpu_gres,
         job.tres_per_job().as_deref(),
         job.tres_per_node().as_deref(),
         job.tres_per_socket().as_deref(),
@@ -298,18 +300,30 @@ fn read_job(job: &JobDesc<'_>, update: bool) -> Result<Job, Rejection> {
         Some(s) => gpu_entries(&s).map_err(bad_gres)?.first().map(|e| e.count),
         None => None,
     };
+    let partition = job.partition().map(|p| p.into_owned());
+    // Where Slurm puts a job that names no partition: read only when it matters.
+    let default_partition = match (&partition, update) {
+        (None, false) => job_submit::slurmctld_default_partition(),
+        _ => None,
+    };
     Ok(Job {
         uid: 0, // set by the caller
         account: job.account().map(|a| a.into_owned()),
-        partition: job.partition().map(|p| p.into_owned()),
+        partition,
+        default_partition,
         gpus,
         min_nodes: job.min_nodes(),
+        max_nodes: job.max_nodes(),
         num_tasks: job.num_tasks(),
         ntasks_per_node: job.ntasks_per_node().map(u32::from),
+        ntasks_per_socket: job.ntasks_per_socket().map(u32::from),
+        sockets_per_node: job.sockets_per_node().map(u32::from),
         cpus_per_task: job.cpus_per_task().map(u32::from),
+        min_cpus: job.min_cpus(),
+        pn_min_cpus: job.pn_min_cpus().map(u32::from),
         cpus_per_gpu,
         time_limit: job.time_limit(),
-        exclusive: job.shared() == Some(0),
+        shared: job.shared(),
         update,
     })
 }

@@ -13,13 +13,19 @@ fn nodes_and_tasks_follow_slurms_defaults() {
     // Nothing said: one task on one node.
     let s = Sizing::of(&job(Some("gres/gpu:2"), None));
     assert_eq!((s.min_nodes, s.max_nodes, s.max_tasks_per_node), (1, 1, 1));
-    assert_eq!((s.gpus_per_node, s.gpus_per_job), (Ok(Some(2)), Ok(Some(2))));
+    assert_eq!(
+        (s.gpus_per_node, s.gpus_per_job),
+        (Ok(Some(2)), Ok(Some(2)))
+    );
     // -n8, no -N: up to 8 nodes, up to 8 tasks on one.
     let mut j = job(None, Some("gres/gpu=1"));
     j.num_tasks = Some(8);
     let s = Sizing::of(&j);
     assert_eq!((s.max_nodes, s.max_tasks_per_node, s.max_tasks), (8, 8, 8));
-    assert_eq!((s.gpus_per_node, s.gpus_per_job), (Ok(Some(8)), Ok(Some(8))));
+    assert_eq!(
+        (s.gpus_per_node, s.gpus_per_job),
+        (Ok(Some(8)), Ok(Some(8)))
+    );
     // -N3 -n8: each other node runs a task, so 6 on one.
     j.min_nodes = Some(3);
     j.max_nodes = Some(3);
@@ -31,7 +37,10 @@ fn nodes_and_tasks_follow_slurms_defaults() {
     let mut j = job(None, Some("gres/gpu=1"));
     (j.min_nodes, j.max_nodes, j.ntasks_per_node) = (Some(2), Some(4), Some(2));
     let s = Sizing::of(&j);
-    assert_eq!((s.min_tasks, s.max_tasks, s.gpus_per_job), (4, 8, Ok(Some(8))));
+    assert_eq!(
+        (s.min_tasks, s.max_tasks, s.gpus_per_job),
+        (4, 8, Ok(Some(8)))
+    );
 }
 
 #[test]
@@ -47,7 +56,10 @@ fn per_socket_needs_a_socket_count() {
     j.sockets_per_node = Some(2);
     (j.min_nodes, j.max_nodes) = (Some(3), Some(3));
     let s = Sizing::of(&j);
-    assert_eq!((s.gpus_per_node, s.gpus_per_job), (Ok(Some(4)), Ok(Some(12))));
+    assert_eq!(
+        (s.gpus_per_node, s.gpus_per_job),
+        (Ok(Some(4)), Ok(Some(12)))
+    );
 }
 
 #[test]

@@ -30,7 +30,10 @@ fn gpu_gres_names_are_checked() {
     assert_eq!(p.gpu_gres, ["gpu", "shard", "mps"]);
     for (text, why) in [
         (r#"{"gpu_gres": []}"#, "t: gpu_gres: names no GRES"),
-        (r#"{"gpu_gres": ["gres/gpu"]}"#, "t: gpu_gres: \"gres/gpu\" is not a GRES name"),
+        (
+            r#"{"gpu_gres": ["gres/gpu"]}"#,
+            "t: gpu_gres: \"gres/gpu\" is not a GRES name",
+        ),
     ] {
         let e = Policy::parse(text, "t", &uid_of).unwrap_err();
         assert!(e.0.starts_with(why), "{e}");

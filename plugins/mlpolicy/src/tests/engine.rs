@@ -205,7 +205,6 @@ fn routing_lists_and_exemptions() {
     );
 }
 
-
 fn rule_of(p: &Policy, j: &Job) -> Option<&'static str> {
     match evaluate(p, j) {
         Verdict::Refuse(r) => Some(r.rule),
@@ -239,7 +238,9 @@ fn node_ranges_are_judged_at_their_top() {
     });
     assert_eq!(rule_of(&p, &j), Some("whole-nodes"));
     // -n4 with no -N: up to 4 nodes, each with its --gpus-per-node.
-    let j = shaped("interactive", per_node("gres/gpu:1"), |j| j.num_tasks = Some(4));
+    let j = shaped("interactive", per_node("gres/gpu:1"), |j| {
+        j.num_tasks = Some(4)
+    });
     assert_eq!(rule_of(&p, &j), Some("max-gpus-per-job"));
     // -N1 -n4: one node.
     let j = shaped("interactive", per_node("gres/gpu:1"), |j| {
@@ -288,7 +289,10 @@ fn every_gpu_form_is_held_to_the_per_node_limit() {
     let j = shaped("gpu", socket(), one_node);
     let (_, rule, msg) = refusal(evaluate(&p, &j));
     assert_eq!(rule, "max-gpus-per-node");
-    assert!(msg.ends_with(&format!("add --sockets-per-node{DOC}")), "{msg}");
+    assert!(
+        msg.ends_with(&format!("add --sockets-per-node{DOC}")),
+        "{msg}"
+    );
     // Within the limits: 2 sockets x 4.
     let j = shaped("gpu", socket(), |j| {
         one_node(j);
@@ -307,7 +311,10 @@ fn cpus_per_gpu_is_what_slurm_allocates() {
     });
     let (code, rule, msg) = refusal(evaluate(&p, &j));
     assert_eq!((code, rule), (Code::InvalidCpuCount, "cpus-per-gpu"));
-    assert!(msg.contains("at least 4 CPUs per GPU; this request gives 0.25"), "{msg}");
+    assert!(
+        msg.contains("at least 4 CPUs per GPU; this request gives 0.25"),
+        "{msg}"
+    );
     // Nothing said about CPUs: slurm.conf's DefCpuPerGPU decides, so no floor here...
     let j = job(Some("gpu"), gpus(None, Some("gres/gpu:8"), None));
     assert_eq!(rule_of(&p, &j), None);
@@ -334,7 +341,10 @@ fn cpus_per_gpu_is_what_slurm_allocates() {
     });
     let (_, rule, msg) = refusal(evaluate(&p, &j));
     assert_eq!(rule, "cpus-per-gpu");
-    assert!(msg.contains("at most 24 CPUs per GPU; this request gives 32"), "{msg}");
+    assert!(
+        msg.contains("at most 24 CPUs per GPU; this request gives 32"),
+        "{msg}"
+    );
     // --gpus=8 -n8 -c4 -N1: totals, 4 per GPU.
     let j = shaped("gpu", gpus(Some("gres/gpu:8"), None, None), |j| {
         (j.min_nodes, j.max_nodes, j.num_tasks) = (Some(1), Some(1), Some(8));
@@ -352,7 +362,10 @@ fn no_partition_is_judged_where_slurm_puts_it() {
     j.default_partition = Some("interactive".into());
     let (_, rule, msg) = refusal(evaluate(&p, &j));
     assert_eq!(rule, "max-gpus-per-job");
-    assert!(msg.starts_with("mlpolicy: partition 'interactive'"), "{msg}");
+    assert!(
+        msg.starts_with("mlpolicy: partition 'interactive'"),
+        "{msg}"
+    );
     // Not routed: Slurm puts it there itself.
     j.gpus = gpus(None, Some("gres/gpu:1"), None);
     assert_eq!(evaluate(&p, &j), ACCEPT);
@@ -418,7 +431,11 @@ fn updates_are_never_let_through_unjudged() {
         update(None, |u| u.pn_min_cpus = Some(64)),
     ] {
         let (code, rule, msg) = refusal(evaluate(&p, &u));
-        assert_eq!((code, rule), (Code::AccessDenied, "update-resources"), "{u:?}");
+        assert_eq!(
+            (code, rule),
+            (Code::AccessDenied, "update-resources"),
+            "{u:?}"
+        );
         assert!(msg.contains("cancel the job and submit it again"), "{msg}");
     }
     // Moving a GPU-less job into a gpu partition, or any job into a partition whose rules
@@ -437,7 +454,10 @@ fn updates_are_never_let_through_unjudged() {
         assert!(msg.contains("submit it again with -p "), "{msg}");
     }
     // A time limit: at most the shortest max_time when no partition is named.
-    assert_eq!(evaluate(&p, &update(None, |u| u.time_limit = Some(240))), ACCEPT);
+    assert_eq!(
+        evaluate(&p, &update(None, |u| u.time_limit = Some(240))),
+        ACCEPT
+    );
     assert_eq!(
         rule_of(&p, &update(None, |u| u.time_limit = Some(241))),
         Some("update-time")
@@ -446,19 +466,28 @@ fn updates_are_never_let_through_unjudged() {
     assert_eq!(evaluate(&p, &update(None, |_| {})), ACCEPT);
     // gpu:0 is refused anywhere.
     assert_eq!(
-        rule_of(&p, &update(None, |u| u.gpus = gpus(None, Some("gres/gpu:0"), None))),
+        rule_of(
+            &p,
+            &update(None, |u| u.gpus = gpus(None, Some("gres/gpu:0"), None))
+        ),
         Some("zero-gpus")
     );
     // An admin may change anything.
-    let mut u = update(Some("gpu"), |u| u.gpus = gpus(None, Some("gres/gpu:64"), None));
+    let mut u = update(Some("gpu"), |u| {
+        u.gpus = gpus(None, Some("gres/gpu:64"), None)
+    });
     u.uid = 0;
-    assert!(matches!(evaluate(&p, &u), Verdict::Accept { exempt: true, .. }));
+    assert!(matches!(
+        evaluate(&p, &u),
+        Verdict::Accept { exempt: true, .. }
+    ));
 }
 
 #[test]
 fn updates_into_partitions_with_time_rules_only() {
     let mut p = policy();
-    let text = r#"{"partitions": {"short": {"max_time": "1:00:00", "require_time": true}, "free": {}}}"#;
+    let text =
+        r#"{"partitions": {"short": {"max_time": "1:00:00", "require_time": true}, "free": {}}}"#;
     p = Policy {
         accounts_enforced: p.accounts_enforced,
         ..Policy::parse(text, "t.json", &|_| None).unwrap()
@@ -478,8 +507,14 @@ fn updates_into_partitions_with_time_rules_only() {
     );
     // No rule reads resources anywhere: resources may change.
     assert_eq!(
-        evaluate(&p, &update(None, |u| u.gpus = gpus(None, Some("gres/gpu:8"), None))),
+        evaluate(
+            &p,
+            &update(None, |u| u.gpus = gpus(None, Some("gres/gpu:8"), None))
+        ),
         ACCEPT
     );
-    assert_eq!(evaluate(&p, &update(Some("free"), |u| u.num_tasks = Some(8))), ACCEPT);
+    assert_eq!(
+        evaluate(&p, &update(Some("free"), |u| u.num_tasks = Some(8))),
+        ACCEPT
+    );
 }

@@ -53,10 +53,12 @@ fn sharing_gres_count_where_the_policy_says() {
     assert_eq!(gres_entries("gres/mps:0", &names).unwrap(), [e(None, 0)]);
     let r = GpuRequest::counting(&names, None, Some("gres/shard:2"), None, None).unwrap();
     assert_eq!(r.per_node, Some(2));
-    assert!(GpuRequest::from_tres(None, Some("gres/shard:2"), None, None)
-        .unwrap()
-        .per_node
-        .is_none());
+    assert!(
+        GpuRequest::from_tres(None, Some("gres/shard:2"), None, None)
+            .unwrap()
+            .per_node
+            .is_none()
+    );
 }
 
 #[test]
