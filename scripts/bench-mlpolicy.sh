@@ -20,7 +20,8 @@
 #   ./scripts/bench-mlpolicy.sh [JOBS] [ROUNDS]   (default 2000 jobs in 4 rounds; then part 2)
 #   ./scripts/bench-mlpolicy.sh reload            (part 2 only)
 # Part 2's knobs: RELOAD_ROUNDS (default 7), ADMINS (default 20000), OLD_REV (default
-# 5966da6^, the last commit that reloaded on the submission path).
+# cfcdaaa: the plugin reloaded on the submission path until 5966da6, and cfcdaaa is the
+# last commit before it whose tree builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -31,7 +32,7 @@ ROUNDS=${2:-4}
 PER=$((JOBS / ROUNDS))
 RELOAD_ROUNDS=${RELOAD_ROUNDS:-7}
 ADMINS=${ADMINS:-20000}
-OLD_REV=${OLD_REV:-5966da6^}
+OLD_REV=${OLD_REV:-cfcdaaa}
 USER_NAME=mlbench
 [ "$(id -u)" -eq 0 ] || { echo "run as root (the local clusters start Slurm daemons)" >&2; exit 1; }
 cargo build -q --release -p job-submit-mlpolicy -p local-cluster
@@ -84,7 +85,7 @@ submission_cost() {
   target/release/examples/engine_bench
 }
 
-# Part 2: the plugin of OLD_REV, built once in its own worktree and target dir.
+# Part 2: the plugin of OLD_REV, built once in its own worktree and target dir; sets $old.
 old_plugin() {
   local rev src=target/bench-old-mlpolicy/src
   rev=$(git rev-parse --verify "$OLD_REV^{commit}")
@@ -93,14 +94,15 @@ old_plugin() {
     git worktree prune
     git worktree add --detach "$src" "$rev" >/dev/null 2>&1
   fi
-  (cd "$src" && CARGO_TARGET_DIR=$PWD/../target cargo build -q --release -p job-submit-mlpolicy) >&2
-  echo "$PWD/target/bench-old-mlpolicy/target/release/libjob_submit_mlpolicy.so"
+  (cd "$src" && CARGO_TARGET_DIR=$PWD/../target cargo build -q --release -p job-submit-mlpolicy) \
+    || { echo "error: building the plugin of $OLD_REV failed" >&2; exit 1; }
+  old=$PWD/target/bench-old-mlpolicy/target/release/libjob_submit_mlpolicy.so
 }
 
 # Part 2: the first submission after a reconfigure, old plugin against new.
 reload_latency() {
   local old policy=$work/slow-mlpolicy.json
-  old=$(old_plugin)
+  old_plugin
   # The example's rules with ADMINS admin names to resolve at each load.
   { sed -n '1,/"users"/p' conf-examples/mlpolicy.json | sed '$d'
     printf '    "users": ['; for ((i = 1; i < ADMINS; i++)); do printf '"nobody", '; done; printf '"nobody"],\n'
