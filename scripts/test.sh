@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh --accounting
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# unsafe only where the manifests allow it, panic = "abort" refused, rust-version true.
+./scripts/check-safety.sh
 # Integration tests load the plugin .so files, which only a workspace build produces.
 cargo build --workspace
 cargo test --workspace
