@@ -325,11 +325,12 @@ fn slurmd_runs_it_as_health_check_program() {
     wait_for_node(&c, "n3", "n3 drained by the health check", || {
         sinfo(&c, "n3") == ("drained".into(), "mlhealth: gpu7 nvlink4 down".into())
     });
-    let prom = fs::read_to_string(d.path().join("prom/ml_healthcheck_n3.prom")).unwrap();
-    assert!(
-        prom.contains("ml_healthcheck_drained_by_healthcheck{node=\"n3\"} 1\n"),
-        "{prom}"
-    );
+    // slurmd runs each health check RPC in its own thread (slurmd's _rpc_health_check
+    // takes no lock), so a run begun before the snapshot changed may write the file last.
+    let prom = || fs::read_to_string(d.path().join("prom/ml_healthcheck_n3.prom")).unwrap();
+    wait_for_node(&c, "n3", "the textfile says n3 carries our drain", || {
+        prom().contains("ml_healthcheck_drained_by_healthcheck{node=\"n3\"} 1\n")
+    });
     assert_eq!(sinfo(&c, "n1").0, "idle");
     // Repaired: the next run resumes it.
     fs::remove_file(d.path().join("health-n3.json")).unwrap();
@@ -417,12 +418,12 @@ fn runs(dir: &Path, node: &str, slot: &str) -> usize {
         .count()
 }
 
-/// Waits until the health check has run twice more on `node`: at least one whole run
-/// started after the call.
-fn two_more_health_checks(c: &Cluster, dir: &Path, node: &str) {
+/// Waits until at least one whole health check run on `node` started after the call:
+/// three more ended (slurmd may run two at once: its _rpc_health_check takes no lock).
+fn a_whole_health_check(c: &Cluster, dir: &Path, node: &str) {
     let seen = runs(dir, node, "health");
-    wait_for_node(c, node, "two more health checks", || {
-        runs(dir, node, "health") >= seen + 2
+    wait_for_node(c, node, "three more health checks", || {
+        runs(dir, node, "health") >= seen + 3
     });
 }
 
@@ -468,13 +469,15 @@ fn a_busy_drain_stays_while_other_jobs_run_and_is_lifted_once_the_gpu_is_free() 
             ],
         )
         .unwrap();
-    wait_for_node(&c, "n1", "job A running", || running(a));
+    // Slurm shows the job running before its prolog has run: wait for the prolog too.
+    wait_for_node(&c, "n1", "job A running, after its prolog", || {
+        running(a) && runs(d.path(), "n1", "prolog_slurmd") == 1
+    });
     let stray = stray_on(&[0, 1, 2, 3, 4, 5, 6, 7]);
     write(&d.path().join("prolog_slurmd-n1.json"), &stray);
     write(&d.path().join("health-n1.json"), &stray);
 
     // Job B gets a GPU with the stray process: its prolog drains n1 and fails.
-    let prologs = runs(d.path(), "n1", "prolog_slurmd");
     let b = c
         .sbatch(
             None,
@@ -490,7 +493,7 @@ fn a_busy_drain_stays_while_other_jobs_run_and_is_lifted_once_the_gpu_is_free() 
         )
         .unwrap();
     wait_for_node(&c, "n1", "job B's prolog", || {
-        runs(d.path(), "n1", "prolog_slurmd") > prologs
+        runs(d.path(), "n1", "prolog_slurmd") == 2
     });
     let (state, reason) = sinfo(&c, "n1");
     let gpu: usize = reason
@@ -503,7 +506,7 @@ fn a_busy_drain_stays_while_other_jobs_run_and_is_lifted_once_the_gpu_is_free() 
     write(&d.path().join("health-n1.json"), &stray_on(&[gpu]));
 
     // The health check cannot judge busy GPUs while job A runs: the drain stays.
-    two_more_health_checks(&c, d.path(), "n1");
+    a_whole_health_check(&c, d.path(), "n1");
     assert_eq!(sinfo(&c, "n1"), ("draining".into(), reason.clone()));
     assert!(running(a));
 
@@ -513,7 +516,7 @@ fn a_busy_drain_stays_while_other_jobs_run_and_is_lifted_once_the_gpu_is_free() 
     wait_for_node(&c, "n1", "n1 without jobs", || {
         sinfo(&c, "n1").0 == "drained"
     });
-    two_more_health_checks(&c, d.path(), "n1");
+    a_whole_health_check(&c, d.path(), "n1");
     assert_eq!(sinfo(&c, "n1"), ("drained".into(), reason));
 
     // The stray process is gone: that judgement lifts the drain.
