@@ -46,7 +46,7 @@ submit() {  # config, then sbatch arguments; as the regular user
   SLURM_CONF=$work/$1/slurm.conf runuser -u "$USER_NAME" -- sbatch --hold -o /dev/null "${@:2}" --wrap true
 }
 quiet_submit() { submit "$@" >/dev/null; }
-sdiag_us() {  # config, then sdiag's field (ave_time, max_time) of REQUEST_SUBMIT_BATCH_JOB
+sdiag_us() {  # config, then a field of sdiag's REQUEST_SUBMIT_BATCH_JOB line (ave_time, total_time)
   SLURM_CONF=$work/$1/slurm.conf sdiag | awk -v f="$2:" '/REQUEST_SUBMIT_BATCH_JOB/ { for (i = 1; i <= NF; i++) if (index($i, f) == 1) { sub(f, "", $i); print $i } }'
 }
 
@@ -123,7 +123,7 @@ reload_latency() {
       SLURM_CONF=$work/$c/slurm.conf scontrol reconfigure
       SLURM_CONF=$work/$c/slurm.conf sdiag -r >/dev/null
       time_ms quiet_submit "$c" -p gpu --gpus-per-node=1 >> "$work/$c.ms"
-      sdiag_us "$c" max_time >> "$work/$c.first-us"
+      sdiag_us "$c" total_time >> "$work/$c.first-us"
     done
   done
   local o n os ns
