@@ -20,7 +20,8 @@ const POLICY: &str = r#"{
 }
 "#;
 
-const NEEDS_GPUS: &str = "sbatch: error: mlpolicy: partition 'gpu' needs a GPU request: add --gpus-per-node=N\n";
+const NEEDS_GPUS: &str =
+    "sbatch: error: mlpolicy: partition 'gpu' needs a GPU request: add --gpus-per-node=N\n";
 
 fn cluster(accounting: bool, extra: &[&str]) -> Cluster {
     let plugin = cargo_artifact("libjob_submit_mlpolicy.so").unwrap_or_else(|e| panic!("{e}"));
