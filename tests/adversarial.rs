@@ -477,7 +477,7 @@ fn concurrent_submitters_get_the_right_verdicts() {
                 s.spawn(move || {
                     let mut n = (0, 0);
                     while Instant::now() < until {
-                        let want_ok = (n.0 + n.1 + i as u32) % 2 == 0;
+                        let want_ok = (n.0 + n.1 + i as u32).is_multiple_of(2);
                         let args = if want_ok { good } else { bad };
                         let out = c.run_as(u, "sbatch", strs(args)).unwrap();
                         assert_eq!(
