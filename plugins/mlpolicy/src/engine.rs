@@ -292,13 +292,19 @@ fn max_gpus_per_node(c: &Ctx) -> Option<Verdict> {
         Ok(n) => n?,
         Err(option) => return unbounded(c, "max-gpus-per-node", option),
     };
+    // --gpus counts for the whole job: Slurm may place all of it on one node.
+    let per_job = if c.job.gpus.per_job.is_some_and(|g| g > max) {
+        " (--gpus may all land on one node: ask with --gpus-per-node)"
+    } else {
+        ""
+    };
     (n > max).then(|| {
         refuse(
             c.policy,
             Code::InvalidGres,
             "max-gpus-per-node",
             format!(
-                "partition '{}' allows at most {max} GPUs per node; this request can get {n} on one node: lower the GPUs per node or per task, or the tasks per node",
+                "partition '{}' allows at most {max} GPUs per node; this request can get {n} on one node: lower the GPUs per node or per task, or the tasks per node{per_job}",
                 c.name
             ),
         )

@@ -253,9 +253,15 @@ fn node_ranges_are_judged_at_their_top() {
 fn every_gpu_form_is_held_to_the_per_node_limit() {
     let p = policy();
     let one_node = |j: &mut Job| (j.min_nodes, j.max_nodes) = (Some(1), Some(1));
-    // -N1 --gpus=16
+    // -N1 --gpus=16, and -N2 --gpus=16: all of them may land on one node.
     let j = shaped("gpu", gpus(Some("gres/gpu:16"), None, None), one_node);
     assert_eq!(rule_of(&p, &j), Some("max-gpus-per-node"));
+    let j = shaped("gpu", gpus(Some("gres/gpu:16"), None, None), |j| {
+        (j.min_nodes, j.max_nodes) = (Some(2), Some(2));
+        j.shared = Some(0);
+    });
+    let (_, _, msg) = refusal(evaluate(&p, &j));
+    assert!(msg.contains("can get 16 on one node: lower the GPUs per node or per task, or the tasks per node (--gpus may all land on one node: ask with --gpus-per-node)"), "{msg}");
     // -N1 -n16 --gpus-per-task=1
     let j = shaped("gpu", gpus(None, None, Some("gres/gpu=1")), |j| {
         one_node(j);
