@@ -3,7 +3,8 @@
 # machine, as root, it installs what is missing, checks formatting and lints, builds every
 # crate, and runs unit and integration tests (the latter boot real Slurm daemons) against
 # the installed Slurm (22.05 on Debian 12), then the same again against Slurm 24.11 in a
-# Debian 13 root (scripts/test-release.sh).
+# Debian 13 root and against the newest Slurm, 26.05, in a Debian sid root
+# (scripts/test-release.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +17,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace
 cargo test --workspace
 
-# The second release: the same suite against Slurm 24.11 (Debian 13 root, cached in
-# .release-roots/). Set SKIP_SECOND_RELEASE=1 to leave it out of a quick local run.
-if [ "${SKIP_SECOND_RELEASE:-0}" != 1 ]; then
+# The other releases: the same suite against Slurm 24.11 (Debian 13) and 26.05 (Debian
+# sid), each in a root cached in .release-roots/. SKIP_OTHER_RELEASES=1 leaves both out
+# of a quick local run (SKIP_SECOND_RELEASE=1, its old name, too).
+if [ "${SKIP_OTHER_RELEASES:-${SKIP_SECOND_RELEASE:-0}}" != 1 ]; then
   ./scripts/test-release.sh 24.11
+  ./scripts/test-release.sh 26.05
 fi

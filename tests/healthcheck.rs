@@ -151,9 +151,9 @@ fn drains_with_its_prefix_keeps_an_admins_drain_and_resumes_its_own() {
         stdout(&out),
         "ml-healthcheck: n2: 8 GPUs checked, healthy; resumed (was drained: mlhealth: gpu1 ecc uncorrectable=2, gpu6 row remap pending)\n"
     );
-    // 22.05 clears the reason on resume; 24.11 keeps the old text on the idle node (seen
-    // by `scontrol show node`, not by `sinfo -R`). Releases in between are untested.
-    let after_resume = if cfg!(slurm_ge_24_11) {
+    // 22.05 and 26.05 clear the reason on resume; 24.11 keeps the old text on the idle
+    // node (seen by `scontrol show node`, not by `sinfo -R`). 25.x is untested.
+    let after_resume = if cfg!(slurm_ge_24_11) && !cfg!(slurm_ge_26_05) {
         "mlhealth: gpu1 ecc uncorrectable=2, gpu6 row remap pending"
     } else {
         "none"

@@ -33,6 +33,7 @@ pub const ABI_RELEASES: &[(u32, u32)] = &[
     (24, 11),
     (25, 5), // slurm_spank_init_failure_mode
     (25, 11),
+    (26, 5), // newest release tested (Debian sid)
 ];
 
 /// A Slurm version as `SLURM_VERSION_NUMBER` encodes it: `(major << 16) | (minor << 8) | micro`.

@@ -489,4 +489,18 @@ fn shape_and_task_from_the_environment() {
         gpus_on_node(&envf(&[("CUDA_VISIBLE_DEVICES", "NoDevFiles")])),
         None
     );
+    // Slurm writes GPU UUIDs instead of indices for MIG devices (25.11) and with gres.conf
+    // `Flags=env_uuid` (26.05): they are counted the same way.
+    let uuids = "GPU-6fb6d3db-aafb-f8da-a089-89b8077580fe,GPU-b668a901-6b19-5c0c-554c-cce49d58af0a";
+    assert_eq!(
+        gpus_on_node(&envf(&[("CUDA_VISIBLE_DEVICES", uuids)])),
+        Some(2)
+    );
+    assert_eq!(
+        gpus_on_node(&envf(&[(
+            "CUDA_VISIBLE_DEVICES",
+            "MIG-4d5a4f2e-1c1b-5d2e-9a49-0b6c1d2e3f40"
+        )])),
+        Some(1)
+    );
 }

@@ -113,6 +113,7 @@ fn cfgs_follow_releases() {
         ]
     );
     assert!(all_cfg_names().contains(&"slurm_ge_25_11".to_string()));
+    assert!(all_cfg_names().contains(&"slurm_ge_26_05".to_string()));
 }
 
 #[test]
