@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark (not a test), two parts.
+# Benchmark (not a test), three parts.
 #
 # 1. What a job_submit policy adds to slurmctld's submission path. Three local clusters
 # side by side, state on tmpfs - no job_submit plugin, job_submit/lua with
@@ -16,9 +16,24 @@
 # side by side: RELOAD_ROUNDS alternated rounds of reconfigure + one held job; sbatch's wall
 # time as the user sees it and sdiag's REQUEST_SUBMIT_BATCH_JOB time; medians and ratio.
 #
+# 3. Concurrent submissions. From 23.02 slurmctld runs job_submit for several RPCs at once
+# (under the shared job read lock; 22.05 holds one mutex around every job_submit plugin),
+# while job_submit/lua still takes its own global Lua lock. The three clusters of part 1,
+# MaxJobCount raised; CONC_SUBMITTERS processes (default 8) spread over CONC_USERS regular
+# users (default 4) each submit CONC_JOBS held jobs (default 50) back to back, in CONC_ROUNDS
+# rounds (default 11) whose order of configurations rotates; after each round everything is
+# cancelled, so each cluster holds the same records at the same point. Submissions per
+# second over each round's wall time, sdiag's REQUEST_SUBMIT_BATCH_JOB ave_time (which
+# includes waiting for locks), medians, and each round's ratio to no plugin (the three runs
+# of a round are seconds apart, so they share the machine's load). sbatch, munged and
+# slurmctld share the machine's cores: the rate is what they allow together.
+#
 # Run as root on a quiet machine:
-#   ./scripts/bench-mlpolicy.sh [JOBS] [ROUNDS]   (default 2000 jobs in 4 rounds; then part 2)
+#   ./scripts/bench-mlpolicy.sh [JOBS] [ROUNDS]   (default 2000 jobs in 4 rounds; then parts 2, 3)
 #   ./scripts/bench-mlpolicy.sh reload            (part 2 only)
+#   ./scripts/bench-mlpolicy.sh concurrent        (part 3 only)
+# On another release: flock /tmp/release-26.05.lock ./scripts/test-release.sh 26.05 -- \
+#   ./scripts/bench-mlpolicy.sh concurrent   (builds in that release's CARGO_TARGET_DIR)
 # Part 2's knobs: RELOAD_ROUNDS (default 7), ADMINS (default 20000), OLD_REV (default
 # cfcdaaa: the plugin reloaded on the submission path until 5966da6, and cfcdaaa is the
 # last commit before it whose tree builds).
@@ -26,19 +41,29 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 MODE=all
-if [ "${1:-}" = reload ]; then MODE=reload; shift; fi
+case "${1:-}" in reload | concurrent) MODE=$1; shift ;; esac
 JOBS=${1:-2000}
 ROUNDS=${2:-4}
 PER=$((JOBS / ROUNDS))
 RELOAD_ROUNDS=${RELOAD_ROUNDS:-7}
 ADMINS=${ADMINS:-20000}
 OLD_REV=${OLD_REV:-cfcdaaa}
+CONC_SUBMITTERS=${CONC_SUBMITTERS:-8}
+CONC_USERS=${CONC_USERS:-4}
+CONC_JOBS=${CONC_JOBS:-50}
+CONC_ROUNDS=${CONC_ROUNDS:-11}
 USER_NAME=mlbench
 [ "$(id -u)" -eq 0 ] || { echo "run as root (the local clusters start Slurm daemons)" >&2; exit 1; }
+# test-release.sh builds each release in its own target directory.
+tgt=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 cargo build -q --release -p job-submit-mlpolicy -p local-cluster
-cargo build -q --release -p mlpolicy --example engine_bench   # a target flag limits a build to it
-id -u "$USER_NAME" >/dev/null 2>&1 || useradd --user-group --shell /bin/bash "$USER_NAME"
-lc=target/release/local-cluster
+if [ "$MODE" = all ]; then
+  cargo build -q --release -p mlpolicy --example engine_bench   # a target flag limits a build to it
+fi
+ensure_user() { id -u "$1" >/dev/null 2>&1 || useradd --user-group --shell /bin/bash "$1"; }
+ensure_user "$USER_NAME"
+lc=$tgt/release/local-cluster
+plugin=$tgt/release/libjob_submit_mlpolicy.so
 
 parts=()
 for p in gpu cpu interactive; do parts+=(--conf "PartitionName=$p Nodes=n[1-3] State=UP"); done
@@ -56,7 +81,7 @@ submission_cost() {
   "$lc" start --dir "$work/lua" "${parts[@]}" --conf JobSubmitPlugins=lua \
     --file "job_submit.lua=$PWD/conf-examples/job_submit.lua" >/dev/null
   "$lc" start --dir "$work/mlpolicy" "${parts[@]}" \
-    --job-submit "$PWD/target/release/libjob_submit_mlpolicy.so" \
+    --job-submit "$plugin" \
     --file "mlpolicy.json=$PWD/conf-examples/mlpolicy.json" >/dev/null
   for c in lua mlpolicy; do
     if submit "$c" -p gpu >/dev/null 2>&1; then echo "error: $c accepted a GPU-less job in partition gpu" >&2; exit 1; fi
@@ -82,21 +107,21 @@ submission_cost() {
     printf "  mlpolicy / no plugin: %.3f\n", c / a
     if (b - a > 0) printf "  mlpolicy added / lua added: %.2f\n", (c - a) / (b - a)
   }'
-  target/release/examples/engine_bench
+  "$tgt/release/examples/engine_bench"
 }
 
 # Part 2: the plugin of OLD_REV, built once in its own worktree and target dir; sets $old.
 old_plugin() {
-  local rev src=target/bench-old-mlpolicy/src
+  local rev src=$tgt/bench-old-mlpolicy/src
   rev=$(git rev-parse --verify "$OLD_REV^{commit}")
   if [ "$(git -C "$src" rev-parse HEAD 2>/dev/null)" != "$rev" ]; then
     git worktree remove --force "$src" 2>/dev/null || rm -rf "$src"
     git worktree prune
     git worktree add --detach "$src" "$rev" >/dev/null 2>&1
   fi
-  (cd "$src" && CARGO_TARGET_DIR=$PWD/../target cargo build -q --release -p job-submit-mlpolicy) \
+  (cd "$src" && CARGO_TARGET_DIR=$tgt/bench-old-mlpolicy/target cargo build -q --release -p job-submit-mlpolicy) \
     || { echo "error: building the plugin of $OLD_REV failed" >&2; exit 1; }
-  old=$PWD/target/bench-old-mlpolicy/target/release/libjob_submit_mlpolicy.so
+  old=$tgt/bench-old-mlpolicy/target/release/libjob_submit_mlpolicy.so
 }
 
 # Part 2: the first submission after a reconfigure, old plugin against new.
@@ -110,7 +135,7 @@ reload_latency() {
   } > "$policy"
   "$lc" start --dir "$work/old" "${parts[@]}" --job-submit "$old" --file "mlpolicy.json=$policy" >/dev/null
   "$lc" start --dir "$work/new" "${parts[@]}" \
-    --job-submit "$PWD/target/release/libjob_submit_mlpolicy.so" --file "mlpolicy.json=$policy" >/dev/null
+    --job-submit "$plugin" --file "mlpolicy.json=$policy" >/dev/null
   for c in old new; do
     if submit "$c" -p gpu >/dev/null 2>&1; then echo "error: $c accepted a GPU-less job in partition gpu" >&2; exit 1; fi
     : > "$work/$c.ms"; : > "$work/$c.first-us"
@@ -138,12 +163,110 @@ reload_latency() {
   }'
 }
 
+# Part 3: a request both policies accept and judge through every GPU rule of partition gpu
+# (count, per node, CPUs per GPU, time limit); 2 GPUs x 4 CPUs fit one 8-CPU node.
+CONC_REQUEST=(-p gpu -N1 --gpus-per-node=2 --cpus-per-gpu=4 -t 60)
+conc_users=()
+# One round on cluster $1: CONC_SUBMITTERS users' loops at once; appends jobs/s, sdiag's
+# ave_time and the failures to $work/$1.{rate,us,fail}.
+conc_round() {
+  local c=$1 k t0 t1 ok=0 fail=0 n
+  SLURM_CONF=$work/$c/slurm.conf sdiag -r >/dev/null
+  t0=$EPOCHREALTIME
+  for ((k = 0; k < CONC_SUBMITTERS; k++)); do
+    # One shell per submitter, as its user: the loop forks only sbatch.
+    (cd "$work" && SLURM_CONF=$work/$c/slurm.conf runuser -u "${conc_users[k % CONC_USERS]}" -- \
+      bash -c 'f=0; for ((i = 0; i < $1; i++)); do sbatch --hold -o /dev/null "${@:2}" --wrap true >/dev/null || f=$((f + 1)); done; echo "$f"' \
+      bash "$CONC_JOBS" "${CONC_REQUEST[@]}" > "$work/sub.$k.out" 2> "$work/sub.$k.err") &
+  done
+  wait
+  t1=$EPOCHREALTIME
+  for ((k = 0; k < CONC_SUBMITTERS; k++)); do
+    n=$(cat "$work/sub.$k.out"); fail=$((fail + ${n:-$CONC_JOBS}))
+  done
+  ok=$((CONC_SUBMITTERS * CONC_JOBS - fail))
+  awk -v n="$ok" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", n / (b - a) }' >> "$work/$c.rate"
+  sdiag_us "$c" ave_time >> "$work/$c.us"
+  echo "$fail" >> "$work/$c.fail"
+  if [ "$fail" -gt 0 ]; then echo "  ($c: $fail sbatch failed; first error: $(cat "$work"/sub.*.err | head -n 1))" >&2; fi
+  # Cancel what the round left, so the next round of every configuration starts alike.
+  SLURM_CONF=$work/$c/slurm.conf scancel --partition=gpu --state=PENDING
+  while [ -n "$(SLURM_CONF=$work/$c/slurm.conf squeue -h -t PD -o %i | head -n 1)" ]; do sleep 0.2; done
+}
+
+# Part 3: concurrent submitters, no plugin against lua against mlpolicy.
+concurrent_submissions() {
+  local c r i order
+  for ((i = 0; i < CONC_USERS; i++)); do
+    conc_users+=("$USER_NAME$((i + 1))")
+    ensure_user "${conc_users[i]}"
+  done
+  # Clusters of their own (conc-*): part 1's hold that part's jobs.
+  local conf=("${parts[@]}" --conf MaxJobCount=200000)
+  "$lc" start --dir "$work/conc-none" "${conf[@]}" >/dev/null
+  "$lc" start --dir "$work/conc-lua" "${conf[@]}" --conf JobSubmitPlugins=lua \
+    --file "job_submit.lua=$PWD/conf-examples/job_submit.lua" >/dev/null
+  "$lc" start --dir "$work/conc-mlpolicy" "${conf[@]}" --job-submit "$plugin" \
+    --file "mlpolicy.json=$PWD/conf-examples/mlpolicy.json" >/dev/null
+  # Each configuration takes the request, and the policies judge it: too few CPUs per GPU
+  # is refused.
+  for c in conc-none conc-lua conc-mlpolicy; do
+    SLURM_CONF=$work/$c/slurm.conf runuser -u "${conc_users[0]}" -- sbatch --hold -o /dev/null "${CONC_REQUEST[@]}" --wrap true >/dev/null \
+      || { echo "error: $c refused the benchmark's request ${CONC_REQUEST[*]}" >&2; exit 1; }
+  done
+  for c in conc-lua conc-mlpolicy; do
+    if submit "$c" -p gpu -N1 --gpus-per-node=2 --cpus-per-gpu=2 -t 60 >/dev/null 2>&1; then
+      echo "error: $c accepted 2 CPUs per GPU in partition gpu" >&2; exit 1
+    fi
+  done
+  # One round each unmeasured: page cache, slurmctld's first threads.
+  for c in conc-none conc-lua conc-mlpolicy; do
+    SLURM_CONF=$work/$c/slurm.conf scancel --partition=gpu
+    conc_round "$c"
+    : > "$work/$c.rate"; : > "$work/$c.us"; : > "$work/$c.fail"
+  done
+
+  echo "Slurm $(SLURM_CONF=$work/conc-none/slurm.conf sinfo -V | awk '{ print $2 }'), $(nproc) CPUs; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  order=(conc-none conc-lua conc-mlpolicy)
+  for ((r = 0; r < CONC_ROUNDS; r++)); do
+    for ((i = 0; i < 3; i++)); do conc_round "${order[(r + i) % 3]}"; done
+  done
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+  local rn rl rml un ul um
+  rn=$(median < "$work/conc-none.rate"); rl=$(median < "$work/conc-lua.rate"); rml=$(median < "$work/conc-mlpolicy.rate")
+  un=$(median < "$work/conc-none.us"); ul=$(median < "$work/conc-lua.us"); um=$(median < "$work/conc-mlpolicy.us")
+  echo "$CONC_SUBMITTERS concurrent submitters ($CONC_USERS users), each $CONC_JOBS x sbatch --hold ${CONC_REQUEST[*]},"
+  echo "$CONC_ROUNDS rounds in rotating order; jobs/s over each round's wall time and sdiag REQUEST_SUBMIT_BATCH_JOB ave_time, median (range):"
+  awk -v a="$rn" -v b="$rl" -v c="$rml" -v ua="$un" -v ub="$ul" -v uc="$um" \
+      -v ra="$(spread < "$work/conc-none.rate")" -v rb="$(spread < "$work/conc-lua.rate")" -v rc="$(spread < "$work/conc-mlpolicy.rate")" \
+      -v sa="$(spread < "$work/conc-none.us")" -v sb="$(spread < "$work/conc-lua.us")" -v sc="$(spread < "$work/conc-mlpolicy.us")" \
+      -v fails="$(cat "$work"/conc-{none,lua,mlpolicy}.fail | awk '{ s += $1 } END { print s + 0 }')" 'BEGIN {
+    printf "  no plugin:       %7.1f jobs/s (%s)  slurmctld %6.0f us (%s)\n", a, ra, ua, sa
+    printf "  job_submit/lua:  %7.1f jobs/s (%s)  slurmctld %6.0f us (%s)\n", b, rb, ub, sb
+    printf "  mlpolicy:        %7.1f jobs/s (%s)  slurmctld %6.0f us (%s)\n", c, rc, uc, sc
+    printf "  ratio of medians: lua / no plugin %.3f, mlpolicy / no plugin %.3f\n", b / a, c / a
+    printf "  failed sbatch: %d\n", fails
+  }'
+  # Round r of each configuration is line r of its file.
+  paste "$work/conc-none.rate" "$work/conc-lua.rate" | awk '{ printf "%.3f\n", $2 / $1 }' > "$work/conc-lua.ratio"
+  paste "$work/conc-none.rate" "$work/conc-mlpolicy.rate" | awk '{ printf "%.3f\n", $2 / $1 }' > "$work/conc-mlpolicy.ratio"
+  printf "  per round, median (range): lua / no plugin %.3f (%s), mlpolicy / no plugin %.3f (%s)\n" \
+    "$(median < "$work/conc-lua.ratio")" "$(spread < "$work/conc-lua.ratio")" \
+    "$(median < "$work/conc-mlpolicy.ratio")" "$(spread < "$work/conc-mlpolicy.ratio")"
+  echo "  (sbatch, munged and slurmctld run on the same $(nproc) CPUs: the rate is bounded by them, not by slurmctld alone)"
+}
+
 if [ "$MODE" = reload ]; then
   bench_clusters /dev/shm/bench-mlpolicy.XXXXXX old new
   reload_latency
+elif [ "$MODE" = concurrent ]; then
+  bench_clusters /dev/shm/bench-mlpolicy.XXXXXX conc-none conc-lua conc-mlpolicy
+  concurrent_submissions
 else
   # State on tmpfs: on disk, slurmctld's writes of each job's script dominate and drift.
-  bench_clusters /dev/shm/bench-mlpolicy.XXXXXX none lua mlpolicy old new
+  bench_clusters /dev/shm/bench-mlpolicy.XXXXXX none lua mlpolicy old new conc-none conc-lua conc-mlpolicy
   submission_cost
   reload_latency
+  concurrent_submissions
 fi
