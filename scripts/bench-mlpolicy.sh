@@ -167,11 +167,16 @@ reload_latency() {
 # (count, per node, CPUs per GPU, time limit); 2 GPUs x 4 CPUs fit one 8-CPU node.
 CONC_REQUEST=(-p gpu -N1 --gpus-per-node=2 --cpus-per-gpu=4 -t 60)
 conc_users=()
+# slurmctld's CPU time so far (user + system) in clock ticks, from /proc/PID/stat.
+ctld_ticks() {
+  awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$(cat "$work/$1/run/slurmctld.pid")/stat"
+}
 # One round on cluster $1: CONC_SUBMITTERS users' loops at once; appends jobs/s, sdiag's
-# ave_time and the failures to $work/$1.{rate,us,fail}.
+# ave_time, slurmctld's CPU time per job (us) and the failures to $work/$1.{rate,us,cpu,fail}.
 conc_round() {
-  local c=$1 k t0 t1 ok=0 fail=0 n
+  local c=$1 k t0 t1 ok=0 fail=0 n c0 c1
   SLURM_CONF=$work/$c/slurm.conf sdiag -r >/dev/null
+  c0=$(ctld_ticks "$c")
   t0=$EPOCHREALTIME
   for ((k = 0; k < CONC_SUBMITTERS; k++)); do
     # One shell per submitter, as its user: the loop forks only sbatch.
@@ -181,12 +186,14 @@ conc_round() {
   done
   wait
   t1=$EPOCHREALTIME
+  c1=$(ctld_ticks "$c")
   for ((k = 0; k < CONC_SUBMITTERS; k++)); do
     n=$(cat "$work/sub.$k.out"); fail=$((fail + ${n:-$CONC_JOBS}))
   done
   ok=$((CONC_SUBMITTERS * CONC_JOBS - fail))
   awk -v n="$ok" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", n / (b - a) }' >> "$work/$c.rate"
   sdiag_us "$c" ave_time >> "$work/$c.us"
+  awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$ok" 'BEGIN { printf "%.0f\n", d / hz * 1e6 / n }' >> "$work/$c.cpu"
   echo "$fail" >> "$work/$c.fail"
   if [ "$fail" -gt 0 ]; then echo "  ($c: $fail sbatch failed; first error: $(cat "$work"/sub.*.err | head -n 1))" >&2; fi
   # Cancel what the round left, so the next round of every configuration starts alike.
@@ -223,7 +230,7 @@ concurrent_submissions() {
   for c in conc-none conc-lua conc-mlpolicy; do
     SLURM_CONF=$work/$c/slurm.conf scancel --partition=gpu
     conc_round "$c"
-    : > "$work/$c.rate"; : > "$work/$c.us"; : > "$work/$c.fail"
+    : > "$work/$c.rate"; : > "$work/$c.us"; : > "$work/$c.cpu"; : > "$work/$c.fail"
   done
 
   echo "Slurm $(SLURM_CONF=$work/conc-none/slurm.conf sinfo -V | awk '{ print $2 }'), $(nproc) CPUs; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -233,18 +240,21 @@ concurrent_submissions() {
   done
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-  local rn rl rml un ul um
+  local rn rl rml un ul um cn cl cm
+  cn=$(median < "$work/conc-none.cpu"); cl=$(median < "$work/conc-lua.cpu"); cm=$(median < "$work/conc-mlpolicy.cpu")
   rn=$(median < "$work/conc-none.rate"); rl=$(median < "$work/conc-lua.rate"); rml=$(median < "$work/conc-mlpolicy.rate")
   un=$(median < "$work/conc-none.us"); ul=$(median < "$work/conc-lua.us"); um=$(median < "$work/conc-mlpolicy.us")
   echo "$CONC_SUBMITTERS concurrent submitters ($CONC_USERS users), each $CONC_JOBS x sbatch --hold ${CONC_REQUEST[*]},"
-  echo "$CONC_ROUNDS rounds in rotating order; jobs/s over each round's wall time and sdiag REQUEST_SUBMIT_BATCH_JOB ave_time, median (range):"
-  awk -v a="$rn" -v b="$rl" -v c="$rml" -v ua="$un" -v ub="$ul" -v uc="$um" \
+  echo "$CONC_ROUNDS rounds in rotating order; median (range) of: jobs/s over each round's wall time,"
+  echo "sdiag REQUEST_SUBMIT_BATCH_JOB ave_time (lock waits included), slurmctld CPU time per job (all its threads):"
+  awk -v a="$rn" -v b="$rl" -v c="$rml" -v ua="$un" -v ub="$ul" -v uc="$um" -v ca="$cn" -v cb="$cl" -v cc="$cm" \
+      -v pa="$(spread < "$work/conc-none.cpu")" -v pb="$(spread < "$work/conc-lua.cpu")" -v pc="$(spread < "$work/conc-mlpolicy.cpu")" \
       -v ra="$(spread < "$work/conc-none.rate")" -v rb="$(spread < "$work/conc-lua.rate")" -v rc="$(spread < "$work/conc-mlpolicy.rate")" \
       -v sa="$(spread < "$work/conc-none.us")" -v sb="$(spread < "$work/conc-lua.us")" -v sc="$(spread < "$work/conc-mlpolicy.us")" \
       -v fails="$(cat "$work"/conc-{none,lua,mlpolicy}.fail | awk '{ s += $1 } END { print s + 0 }')" 'BEGIN {
-    printf "  no plugin:       %7.1f jobs/s (%s)  slurmctld %6.0f us (%s)\n", a, ra, ua, sa
-    printf "  job_submit/lua:  %7.1f jobs/s (%s)  slurmctld %6.0f us (%s)\n", b, rb, ub, sb
-    printf "  mlpolicy:        %7.1f jobs/s (%s)  slurmctld %6.0f us (%s)\n", c, rc, uc, sc
+    printf "  no plugin:       %6.1f jobs/s (%s)  ave_time %5.0f us (%s)  CPU %5.0f us/job (%s)\n", a, ra, ua, sa, ca, pa
+    printf "  job_submit/lua:  %6.1f jobs/s (%s)  ave_time %5.0f us (%s)  CPU %5.0f us/job (%s)\n", b, rb, ub, sb, cb, pb
+    printf "  mlpolicy:        %6.1f jobs/s (%s)  ave_time %5.0f us (%s)  CPU %5.0f us/job (%s)\n", c, rc, uc, sc, cc, pc
     printf "  ratio of medians: lua / no plugin %.3f, mlpolicy / no plugin %.3f\n", b / a, c / a
     printf "  failed sbatch: %d\n", fails
   }'
