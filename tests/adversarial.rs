@@ -205,6 +205,47 @@ fn every_request_form_is_judged_at_its_most() {
             "max-time",
             "allows at most 4:00:00",
         ),
+        // GPUs Slurm adds after job_submit: --ntasks-per-gpu with no GPU option.
+        (
+            &["-p", "cpu", "-n8", "--ntasks-per-gpu=1"],
+            "cpu-partition-no-gpus",
+            "partition 'cpu' has no GPUs",
+        ),
+        (
+            &[
+                "-p",
+                "interactive",
+                "--time=10",
+                "-n4",
+                "--ntasks-per-gpu=1",
+            ],
+            "max-gpus-per-job",
+            per_job,
+        ),
+        // --exclusive is given every GPU of its nodes.
+        (
+            &["-p", "interactive", "--time=10", "--gpus=1", "--exclusive"],
+            "max-gpus-per-job",
+            "leave out --exclusive",
+        ),
+        // CPUs past the ceiling through tasks or --mincpus, whatever --cpus-per-gpu says.
+        (
+            &[
+                "-p",
+                "gpu",
+                "-N1",
+                "-n32",
+                "--gpus-per-node=1",
+                "--cpus-per-gpu=4",
+            ],
+            "cpus-per-gpu",
+            "at most 24 CPUs per GPU; this request gives 32",
+        ),
+        (
+            &["-p", "gpu", "--gpus=1", "--mincpus=32", "--cpus-per-gpu=4"],
+            "cpus-per-gpu",
+            "at most 24 CPUs per GPU; this request gives 32",
+        ),
         // An admin account named where associations are not enforced exempts no one.
         (
             &["-A", "hpc-ops", "-p", "gpu"],
@@ -419,6 +460,9 @@ fn updates_and_requeues_cannot_grow_a_job() {
             &["Partition=gpu", "Gres=gpu:8"],
             &["Partition=interactive", "TimeLimit=30"],
             &["TimeLimit=5-00:00:00"],
+            &["ReqNodeList=n[1-3]"],
+            &["TresPerNode="],
+            &["NumTasks=8", "TresPerJob=gres/gpu:1"],
         ] {
             let mut a = vec!["update", id.as_str()];
             a.extend_from_slice(args);

@@ -146,11 +146,7 @@ fn accepted_jobs_are_routed_and_admins_are_exempt() {
     assert_eq!(held_job(&c, &["--gpus-per-node=1"]).1, "gpu");
     assert_eq!(held_job(&c, &[]).1, "cpu");
     assert_eq!(
-        held_job(
-            &c,
-            &["-p", "gpu", "-N2", "--exclusive", "--gpus-per-node=2"]
-        )
-        .1,
+        held_job(&c, &["-p", "gpu", "-N1", "--gpus-per-node=2"]).1,
         "gpu"
     );
     // A routed job runs where it was sent.

@@ -130,6 +130,41 @@ fn admin_accounts_are_ignored_without_association_enforcement() {
     assert!(!log.contains("admins.accounts honoured"), "{log}");
 }
 
+/// `AccountingStorageEnforce=associations` without slurmdbd enforces nothing (slurmctld
+/// takes any `--account`). Set at start, slurmctld clears it ("You can not have
+/// AccountingStorageEnforce set for AccountingStorageType='accounting_storage/none'"); added
+/// by a reconfigure, 22.05 keeps the bit: an admin account must still exempt no one.
+#[test]
+fn admin_accounts_are_ignored_where_enforcement_has_no_slurmdbd() {
+    let c = cluster(false, &[]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let conf = c.conf_path();
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("AccountingStorageEnforce=associations\n");
+    std::fs::write(&conf, text).unwrap();
+    let ignored = "job_submit/mlpolicy: warning: admins.accounts ignored: ";
+    let before = c.log("slurmctld").matches(ignored).count();
+    ok(c.run("scontrol", ["reconfigure"]).unwrap());
+    wait_for(
+        "the reload after the reconfigure",
+        Duration::from_secs(20),
+        || c.log("slurmctld").matches(ignored).count() > before,
+        || format!("slurmctld log:\n{}", c.log("slurmctld")),
+    );
+    let u = ensure_user("mltest-a").unwrap();
+    let (accepted, err) = gpu_less_job(&c, &u, "ops");
+    assert!(
+        !accepted,
+        "a user naming the admin account skipped the rules"
+    );
+    assert!(err.contains(NEEDS_GPUS), "{err}");
+    assert!(
+        !c.log("slurmctld").contains("admins.accounts honoured"),
+        "{}",
+        c.log("slurmctld")
+    );
+}
+
 /// With associations enforced (slurmdbd), a user who really is in the admin account is
 /// exempt; the same user under another account is not; a user outside it who names it is
 /// refused by Slurm's own association check.

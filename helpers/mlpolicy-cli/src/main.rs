@@ -64,12 +64,30 @@ fn accounts_line(slurm_conf: &Path) -> String {
         Err(e) => return unknown(format!("cannot read {at}: {e}")),
     };
     match associations_enforced(&text) {
+        Some(true) if !slurmdbd_storage(&text) => format!("admins.accounts ignored: AccountingStorageType is not accounting_storage/slurmdbd, so no association is enforced and any user may name any account ({at})"),
         Some(true) => format!("admins.accounts honoured: associations enforced ({at})"),
         Some(false) => format!("admins.accounts ignored: AccountingStorageEnforce lacks associations, any user may name any account ({at})"),
         None => unknown(format!(
             "{at} has Include lines and no AccountingStorageEnforce of its own"
         )),
     }
+}
+
+/// Whether slurm.conf stores accounting in slurmdbd (`AccountingStorageType`, the last one
+/// wins): only then does slurmctld have associations to enforce.
+fn slurmdbd_storage(slurm_conf: &str) -> bool {
+    let mut value = None;
+    for line in slurm_conf.lines() {
+        let line = line.split('#').next().unwrap_or_default();
+        for word in line.split_whitespace() {
+            if let Some((key, v)) = word.split_once('=') {
+                if key.eq_ignore_ascii_case("AccountingStorageType") {
+                    value = Some(v.to_string());
+                }
+            }
+        }
+    }
+    value.is_some_and(|v| v.eq_ignore_ascii_case("accounting_storage/slurmdbd"))
 }
 
 /// Whether slurm.conf's `AccountingStorageEnforce` sets Slurm's associations bit, read as

@@ -49,9 +49,22 @@ fn admin_accounts_are_judged_by_the_slurm_conf() {
         assert_eq!(code, 0, "{err}");
         out.lines().last().unwrap_or_default().to_string()
     };
+    // Enforcement without slurmdbd enforces nothing: slurmctld takes any --account.
     std::fs::write(
         &conf,
         "ClusterName=c\nAccountingStorageEnforce=limits,qos\n",
+    )
+    .unwrap();
+    assert_eq!(
+        last_line(Some(&conf), EXAMPLE),
+        format!(
+            "admins.accounts ignored: AccountingStorageType is not accounting_storage/slurmdbd, so no association is enforced and any user may name any account ({})",
+            conf.display()
+        )
+    );
+    std::fs::write(
+        &conf,
+        "ClusterName=c\nAccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageEnforce=limits,qos\n",
     )
     .unwrap();
     assert_eq!(
@@ -72,7 +85,11 @@ fn admin_accounts_are_judged_by_the_slurm_conf() {
         format!("admins.accounts: cannot tell whether slurmctld honours them ({} has Include lines and no AccountingStorageEnforce of its own): only with AccountingStorageEnforce=associations", conf.display())
     );
     // Without SLURM_CONF: the slurm.conf beside the policy, as slurmctld pairs them.
-    std::fs::write(&conf, "AccountingStorageEnforce=associations\n").unwrap();
+    std::fs::write(
+        &conf,
+        "AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageEnforce=associations\n",
+    )
+    .unwrap();
     let policy = dir.join("mlpolicy.json");
     std::fs::copy(EXAMPLE, &policy).unwrap();
     assert_eq!(

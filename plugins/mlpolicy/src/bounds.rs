@@ -111,37 +111,50 @@ impl Sizing {
     }
 
     /// CPUs per GPU as Slurm will allocate them: the lowest and the highest a node of the
-    /// job can see, as fractions `(cpus, gpus)`. `None` without GPUs.
+    /// job can see, as fractions `(cpus, gpus)`. `None` without GPUs. Slurm gives a node
+    /// the most of what its tasks (`-c` each), `--mincpus` and `--cpus-per-gpu` ask.
     pub fn cpus_per_gpu(&self, job: &Job) -> Option<(Ratio, Ratio)> {
-        if let Some(c) = job.cpus_per_gpu {
-            return Some((Ratio::new(c, 1), Ratio::new(c, 1)));
-        }
         let c = u64::from(job.cpus_per_task.filter(|&c| c > 0).unwrap_or(1));
+        let pn_min = u64::from(job.pn_min_cpus.unwrap_or(0));
+        let cpg = job.cpus_per_gpu;
+        // CPUs on a node running `tasks` tasks with `gpus` GPUs.
+        let node = |tasks: u64, gpus: u64| {
+            let by_gpu = cpg.unwrap_or(0).saturating_mul(gpus);
+            Ratio::new(c.saturating_mul(tasks).max(pn_min).max(by_gpu), gpus)
+        };
         let g = &job.gpus;
         let only_per_task = g.per_node.is_none() && g.per_job.is_none() && g.per_socket.is_none();
-        if let (Some(t), true) = (g.per_task, only_per_task) {
-            let r = Ratio::new(c, t);
-            return Some((r, r));
-        }
-        if g.per_job.is_some() && g.per_node.is_none() && g.per_socket.is_none() {
+        let (lo, hi) = if let (Some(t), true) = (g.per_task, only_per_task) {
+            // Every task brings its GPUs: a node with one task, or with the most.
+            let one = node(1, t);
+            let most = node(
+                self.max_tasks_per_node,
+                t.saturating_mul(self.max_tasks_per_node),
+            );
+            (Ratio::new(c, t), one.max(most))
+        } else if g.per_job.is_some() && g.per_node.is_none() && g.per_socket.is_none() {
             // GPUs counted for the whole job: judged on the job's totals.
-            let gpus = *self.gpus_per_job.as_ref().ok()?.as_ref()?;
+            let gpus = (*self.gpus_per_job.as_ref().ok()?)?;
             let lo = Ratio::new(c.saturating_mul(self.min_tasks), gpus);
-            let hi = Ratio::new(c.saturating_mul(self.max_tasks), gpus);
-            return Some((lo, hi));
-        }
-        // GPUs counted per node: the lowest is the job's average at its fewest nodes, the
-        // highest a node that runs as many tasks as it can.
-        let per_node = (*self.gpus_per_node.as_ref().ok()?)?;
-        let lo = Ratio::new(
-            c.saturating_mul(self.min_tasks),
-            per_node.saturating_mul(self.min_nodes),
-        );
-        let node_cpus = c
-            .saturating_mul(self.max_tasks_per_node)
-            .max(u64::from(job.pn_min_cpus.unwrap_or(0)));
-        let hi = Ratio::new(node_cpus, per_node);
-        Some((lo, hi))
+            let all = Ratio::new(
+                c.saturating_mul(self.max_tasks)
+                    .max(pn_min.saturating_mul(self.max_nodes))
+                    .max(cpg.unwrap_or(0).saturating_mul(gpus)),
+                gpus,
+            );
+            (lo, all)
+        } else {
+            // GPUs counted per node: the lowest is the job's average at its fewest nodes,
+            // the highest a node that runs as many tasks as it can.
+            let per_node = (*self.gpus_per_node.as_ref().ok()?)?;
+            let lo = Ratio::new(
+                c.saturating_mul(self.min_tasks),
+                per_node.saturating_mul(self.min_nodes),
+            );
+            (lo, node(self.max_tasks_per_node, per_node))
+        };
+        // --cpus-per-gpu is the floor Slurm gives.
+        Some((cpg.map_or(lo, |x| Ratio::new(x, 1)), hi))
     }
 }
 
@@ -164,6 +177,17 @@ pub struct Ratio {
 }
 
 impl Ratio {
+    /// The larger of two ratios.
+    pub fn max(self, other: Ratio) -> Ratio {
+        let a = u128::from(self.num) * u128::from(other.den);
+        let b = u128::from(other.num) * u128::from(self.den);
+        if a >= b {
+            self
+        } else {
+            other
+        }
+    }
+
     pub fn new(num: u64, den: u64) -> Ratio {
         Ratio {
             num,

@@ -35,6 +35,14 @@ pub struct Job {
     pub pn_min_cpus: Option<u32>,
     /// `--cpus-per-gpu` (`cpus_per_tres` of `gres/gpu`).
     pub cpus_per_gpu: Option<u64>,
+    /// `--ntasks-per-gpu` (`ntasks_per_tres`): without a GPU option, Slurm gives the job
+    /// one GPU per that many tasks, after job_submit has run.
+    pub ntasks_per_gpu: Option<u32>,
+    /// `-w` / `ReqNodeList=`: an update that names nodes can grow the job to them.
+    pub req_nodes: Option<String>,
+    /// Some `tres_per_*` or `cpus_per_tres` string is present, GPU or not, empty or not (an
+    /// update's `TresPerNode=` with nothing after it clears the GPUs).
+    pub tres_set: bool,
     /// Minutes; `None` when not given.
     pub time_limit: Option<u32>,
     /// `job_desc.shared`: `Some(0)` is `--exclusive`.
@@ -67,6 +75,23 @@ impl Job {
             .any(Option::is_some)
             || self.cpus_per_gpu.is_some()
             || self.shared.is_some()
+            || self.ntasks_per_gpu.is_some()
+            || self.req_nodes.is_some()
+            || self.tres_set
+    }
+
+    /// The job as Slurm will size it: `--ntasks-per-gpu` with no GPU option asks for one
+    /// GPU per that many of its tasks (at most all of them).
+    fn with_implied_gpus(&self) -> std::borrow::Cow<'_, Job> {
+        let Some(k) = self.ntasks_per_gpu.filter(|&k| k > 0) else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        if self.gpus.asked() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut job = self.clone();
+        job.gpus.per_job = Some(Sizing::of(self).max_tasks.div_ceil(u64::from(k)));
+        std::borrow::Cow::Owned(job)
     }
 }
 
@@ -147,6 +172,7 @@ pub fn evaluate(policy: &Policy, job: &Job) -> Verdict {
     if job.update {
         return evaluate_update(policy, job);
     }
+    let job = &*job.with_implied_gpus();
     let (names, route_to) = match partitions(policy, job) {
         Ok(p) => p,
         Err(v) => return v,
@@ -213,6 +239,30 @@ impl Ctx<'_> {
         Some(refuse(self.policy, code, rule, message))
     }
 
+    /// GPUs on one node: an `--exclusive` job is given every GPU of its nodes (the
+    /// partition's `gpus_per_node`; a `cpu` partition's nodes have none).
+    fn gpus_per_node(&self) -> Result<Option<u64>, &'static str> {
+        let asked = self.size.gpus_per_node?;
+        if !self.job.exclusive() || self.r.kind == Some(Kind::Cpu) {
+            return Ok(asked);
+        }
+        match self.r.gpus_per_node {
+            Some(full) => Ok(Some(asked.map_or(full, |a| a.max(full)))),
+            None => Err(EXCLUSIVE),
+        }
+    }
+
+    /// GPUs of the whole job, likewise.
+    fn gpus_per_job(&self) -> Result<Option<u64>, &'static str> {
+        let asked = self.size.gpus_per_job?;
+        if !self.job.exclusive() || self.r.kind == Some(Kind::Cpu) {
+            return Ok(asked);
+        }
+        let full = self.r.gpus_per_node.ok_or(EXCLUSIVE)?;
+        let all = full.saturating_mul(self.size.max_nodes);
+        Ok(Some(asked.map_or(all, |a| a.max(all))))
+    }
+
     fn gpus(&self) -> bool {
         self.job.gpus.asked()
     }
@@ -273,14 +323,24 @@ fn cpu_partition_no_gpus(c: &Ctx) -> Option<Verdict> {
     )
 }
 
+/// How to bound an `--exclusive` request where the policy does not say how many GPUs a
+/// node of the partition has.
+const EXCLUSIVE: &str = "leave out --exclusive (it is given every GPU of its nodes, and this partition's policy has no gpus_per_node)";
+
 /// A GPU bound that a limit needs but the request leaves open (`--gpus-per-socket`
-/// without a socket count): refused rather than guessed.
-fn unbounded(c: &Ctx, rule: &'static str, option: &str) -> Option<Verdict> {
+/// without a socket count, `--exclusive` where the node's GPUs are unknown): refused
+/// rather than guessed. `how` is `add --sockets-per-node` or [`EXCLUSIVE`].
+fn unbounded(c: &Ctx, rule: &'static str, how: &str) -> Option<Verdict> {
+    let how = if how.starts_with("--") {
+        format!("add {how}")
+    } else {
+        how.to_string()
+    };
     c.refuse(
         Code::InvalidGres,
         rule,
         format!(
-            "partition '{}' limits GPUs, and this request leaves their number to the node's hardware: add {option}",
+            "partition '{}' limits GPUs, and this request leaves their number to the node's hardware: {how}",
             c.name
         ),
     )
@@ -288,7 +348,7 @@ fn unbounded(c: &Ctx, rule: &'static str, option: &str) -> Option<Verdict> {
 
 fn max_gpus_per_node(c: &Ctx) -> Option<Verdict> {
     let max = c.r.max_gpus_per_node?;
-    let n = match c.size.gpus_per_node {
+    let n = match c.gpus_per_node() {
         Ok(n) => n?,
         Err(option) => return unbounded(c, "max-gpus-per-node", option),
     };
@@ -313,7 +373,7 @@ fn max_gpus_per_node(c: &Ctx) -> Option<Verdict> {
 
 fn max_gpus_per_job(c: &Ctx) -> Option<Verdict> {
     let max = c.r.max_gpus_per_job?;
-    let n = match c.size.gpus_per_job {
+    let n = match c.gpus_per_job() {
         Ok(n) => n?,
         Err(option) => return unbounded(c, "max-gpus-per-job", option),
     };

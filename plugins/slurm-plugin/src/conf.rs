@@ -87,6 +87,15 @@ pub fn last_update() -> Option<i64> {
     field!(last_update)
 }
 
+/// `AccountingStorageType` (`accounting_storage/slurmdbd`, `accounting_storage/none`, ...),
+/// copied out. Same rule as the path fields: read it in `init`.
+pub fn accounting_storage_type() -> Option<String> {
+    let p = field!(accounting_storage_type)?;
+    // SAFETY: NULL or a string Slurm owns for as long as this configuration; copied here.
+    let s = unsafe { crate::xstr::borrow(p) }?;
+    Some(s.into_owned())
+}
+
 /// `StateSaveLocation`: where slurmctld keeps state across restarts.
 pub fn state_save_location() -> Option<std::path::PathBuf> {
     path_field(field!(state_save_location))

@@ -75,6 +75,8 @@ string_fields! {
     array_inx / set_array_inx,
     /// `--constraint`
     features / set_features,
+    /// `-w` / `ReqNodeList=`: the nodes the job must run on.
+    req_nodes / set_req_nodes,
 }
 
 impl<'a> JobDesc<'a> {
@@ -118,6 +120,8 @@ optional_numbers! {
     ntasks_per_node: u16 = NO_VAL16,
     /// `--mincpus`: CPUs on each node at least.
     pn_min_cpus: u16 = NO_VAL16,
+    /// `--ntasks-per-gpu`: tasks per GPU.
+    ntasks_per_tres: u16 = NO_VAL16,
     /// `--ntasks-per-socket`: a maximum per socket.
     ntasks_per_socket: u16 = NO_VAL16,
     /// `--sockets-per-node`: a minimum the node must have (and the sockets

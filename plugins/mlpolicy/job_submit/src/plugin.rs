@@ -44,6 +44,9 @@ struct Holder {
     /// The `last_update` of the slurm.conf read the policy was (re)loaded for
     /// ([`NEVER`] outside a Slurm daemon).
     seen: AtomicI64,
+    /// `AccountingStorageType=accounting_storage/slurmdbd`, read in `init`: without it no
+    /// association exists to enforce, whatever `AccountingStorageEnforce` says.
+    slurmdbd: bool,
 }
 
 /// `seen` when the process has no `slurm_conf` (never in slurmctld).
@@ -74,13 +77,16 @@ fn last_good_path() -> Option<PathBuf> {
 
 /// `admins.accounts` exempts only where slurmctld enforces associations: without that, any
 /// user may name any account with `--account`. Read at each load: a reconfigure may change it.
-fn set_accounts_enforced(p: &mut Policy) {
-    p.accounts_enforced = conf::associations_enforced().unwrap_or(false);
+fn set_accounts_enforced(p: &mut Policy, slurmdbd: bool) {
+    let enforce = conf::associations_enforced().unwrap_or(false);
+    p.accounts_enforced = slurmdbd && enforce;
     if p.admins.accounts.is_empty() {
         return;
     }
     if p.accounts_enforced {
         tracing::info!("admins.accounts honoured: associations enforced");
+    } else if enforce {
+        tracing::warn!("admins.accounts ignored: AccountingStorageType is not accounting_storage/slurmdbd, so no association is enforced and any user may name any account");
     } else {
         tracing::warn!("admins.accounts ignored: AccountingStorageEnforce lacks associations, any user may name any account");
     }
@@ -95,6 +101,8 @@ impl Holder {
             last_good: last_good_path(),
             policy: RwLock::new(None),
             seen: AtomicI64::new(NEVER),
+            slurmdbd: conf::accounting_storage_type().as_deref()
+                == Some("accounting_storage/slurmdbd"),
         }
     }
 
@@ -123,7 +131,7 @@ impl Holder {
                     self.path.display(),
                     p.partitions.len()
                 );
-                set_accounts_enforced(&mut p);
+                set_accounts_enforced(&mut p, self.slurmdbd);
                 self.swap(p);
                 if let Some(copy) = &self.last_good {
                     if let Err(e) = trusted_config::write_atomically(copy, text.as_bytes(), 0o600) {
@@ -142,7 +150,7 @@ impl Holder {
                 match kept {
                     Some(mut p) => {
                         tracing::error!("{e}; keeping the last policy that loaded (saved in StateSaveLocation)");
-                        set_accounts_enforced(&mut p);
+                        set_accounts_enforced(&mut p, self.slurmdbd);
                         self.swap(p);
                     }
                     None => tracing::error!("{e}; no usable policy: jobs of users other than root are refused until it is fixed and slurmctld reconfigured"),
@@ -321,6 +329,17 @@ fn read_job(job: &JobDesc<'_>, update: bool, policy: &Policy) -> Result<Job, Rej
         cpus_per_task: job.cpus_per_task().map(u32::from),
         min_cpus: job.min_cpus(),
         pn_min_cpus: job.pn_min_cpus().map(u32::from),
+        ntasks_per_gpu: job.ntasks_per_tres().map(u32::from),
+        req_nodes: job.req_nodes().map(|r| r.into_owned()),
+        tres_set: [
+            job.tres_per_job(),
+            job.tres_per_node(),
+            job.tres_per_socket(),
+            job.tres_per_task(),
+            job.cpus_per_tres(),
+        ]
+        .iter()
+        .any(Option::is_some),
         cpus_per_gpu,
         time_limit: job.time_limit(),
         shared: job.shared(),

@@ -524,3 +524,65 @@ fn updates_into_partitions_with_time_rules_only() {
         ACCEPT
     );
 }
+
+#[test]
+fn review_findings_are_judged() {
+    let p = policy();
+    // -n8 --ntasks-per-gpu=1 with no GPU option: Slurm gives 8 GPUs after job_submit.
+    let mut j = job(Some("cpu"), GpuRequest::default());
+    (j.num_tasks, j.ntasks_per_gpu) = (Some(8), Some(1));
+    assert_eq!(rule_of(&p, &j), Some("cpu-partition-no-gpus"));
+    j.partition = Some("interactive".into());
+    let (_, rule, msg) = refusal(evaluate(&p, &j));
+    assert_eq!(rule, "max-gpus-per-job");
+    assert!(msg.contains("can get 8"), "{msg}");
+    // --exclusive is given every GPU of its nodes: -N3 --exclusive --gpus-per-node=1 in a
+    // partition of 8-GPU nodes gets 24.
+    let mut j = shaped("gpu", gpus(None, Some("gres/gpu:1"), None), |j| {
+        (j.min_nodes, j.max_nodes) = (Some(9), Some(9));
+        j.shared = Some(0);
+    });
+    let (_, rule, msg) = refusal(evaluate(&p, &j));
+    assert_eq!(rule, "max-gpus-per-job");
+    assert!(msg.contains("can get 72"), "{msg}");
+    // Where the policy does not say a node's GPUs, --exclusive cannot be bounded.
+    j.partition = Some("interactive".into());
+    (j.min_nodes, j.max_nodes) = (Some(1), Some(1));
+    let (_, rule, msg) = refusal(evaluate(&p, &j));
+    assert_eq!(rule, "max-gpus-per-job");
+    assert!(msg.contains("leave out --exclusive"), "{msg}");
+    // A cpu partition's nodes have no GPUs: --exclusive there is fine.
+    let mut j = job(Some("cpu"), GpuRequest::default());
+    j.shared = Some(0);
+    assert_eq!(evaluate(&p, &j), ACCEPT);
+    // --cpus-per-gpu is a floor: tasks and --mincpus can raise a node's CPUs past the ceiling.
+    let j = shaped("gpu", gpus(None, Some("gres/gpu:1"), None), |j| {
+        (j.min_nodes, j.max_nodes, j.num_tasks) = (Some(1), Some(1), Some(32));
+        j.cpus_per_gpu = Some(4);
+    });
+    let (_, rule, msg) = refusal(evaluate(&p, &j));
+    assert_eq!(rule, "cpus-per-gpu");
+    assert!(
+        msg.contains("at most 24 CPUs per GPU; this request gives 32"),
+        "{msg}"
+    );
+    let j = shaped("gpu", gpus(Some("gres/gpu:1"), None, None), |j| {
+        j.pn_min_cpus = Some(32);
+        j.cpus_per_gpu = Some(4);
+    });
+    assert_eq!(rule_of(&p, &j), Some("cpus-per-gpu"));
+    let j = shaped("gpu", gpus(None, None, Some("gres/gpu=1")), |j| {
+        j.num_tasks = Some(1);
+        j.pn_min_cpus = Some(32);
+        j.cpus_per_task = Some(4);
+    });
+    assert_eq!(rule_of(&p, &j), Some("cpus-per-gpu"));
+    // Updates: ReqNodeList=, an empty TresPerNode=, --ntasks-per-gpu change resources.
+    for u in [
+        update(None, |u| u.req_nodes = Some("n[1-3]".into())),
+        update(None, |u| u.tres_set = true),
+        update(None, |u| u.ntasks_per_gpu = Some(1)),
+    ] {
+        assert_eq!(rule_of(&p, &u), Some("update-resources"), "{u:?}");
+    }
+}
