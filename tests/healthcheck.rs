@@ -78,6 +78,23 @@ fn check(c: &Cluster, node: &str, snap: &Path, extra: &[&str]) -> std::process::
     c.run(b.to_str().unwrap(), args).unwrap()
 }
 
+/// A one-GPU root job pinned to n1 (its prolog and epilog run there); its id.
+fn gpu_job_on_n1(c: &Cluster) -> u32 {
+    c.sbatch(
+        None,
+        &[
+            "-w",
+            "n1",
+            "--gpus-per-node=1",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "true",
+        ],
+    )
+    .unwrap()
+}
+
 #[test]
 fn drains_with_its_prefix_keeps_an_admins_drain_and_resumes_its_own() {
     let c = start(Options {
@@ -364,20 +381,7 @@ fn as_prolog_it_sends_the_job_elsewhere_and_as_epilog_it_drains_and_succeeds() {
     });
     fs::write(c.dir().join("kmsg"), "").unwrap();
 
-    let job = c
-        .sbatch(
-            None,
-            &[
-                "-w",
-                "n1",
-                "--gpus-per-node=1",
-                "-o",
-                "/dev/null",
-                "--wrap",
-                "true",
-            ],
-        )
-        .unwrap();
+    let job = gpu_job_on_n1(&c);
     wait_for_node(&c, "n1", "n1 drained by the prolog", || {
         sinfo(&c, "n1").0 == "drained"
     });
@@ -478,20 +482,7 @@ fn a_busy_drain_stays_while_other_jobs_run_and_is_lifted_once_the_gpu_is_free() 
     write(&d.path().join("health-n1.json"), &stray);
 
     // Job B gets a GPU with the stray process: its prolog drains n1 and fails.
-    let b = c
-        .sbatch(
-            None,
-            &[
-                "-w",
-                "n1",
-                "--gpus-per-node=1",
-                "-o",
-                "/dev/null",
-                "--wrap",
-                "true",
-            ],
-        )
-        .unwrap();
+    let b = gpu_job_on_n1(&c);
     wait_for_node(&c, "n1", "job B's prolog", || {
         runs(d.path(), "n1", "prolog_slurmd") == 2
     });
