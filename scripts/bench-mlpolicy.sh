@@ -18,22 +18,26 @@
 #
 # 3. Concurrent submissions. From 23.02 slurmctld runs job_submit for several RPCs at once
 # (under the shared job read lock; 22.05 holds one mutex around every job_submit plugin),
-# while job_submit/lua still takes its own global Lua lock. The three clusters of part 1,
-# MaxJobCount raised; CONC_SUBMITTERS processes (default 8) spread over CONC_USERS regular
-# users (default 4) each submit CONC_JOBS held jobs (default 50) back to back, in CONC_ROUNDS
-# rounds (default 11) whose order of configurations rotates; after each round everything is
+# while job_submit/lua still takes its own global Lua lock. Three clusters configured as in
+# part 1 (their own: conc-*), MaxJobCount raised; CONC_SUBMITTERS processes (default 8) spread over CONC_USERS regular
+# users (default 4) each submit CONC_JOBS held jobs (default 25) back to back, in CONC_ROUNDS
+# rounds (default 21: short rounds, many of them, so that other load on the machine falls
+# on all three alike) whose order of configurations rotates; after each round everything is
 # cancelled, so each cluster holds the same records at the same point. Submissions per
 # second over each round's wall time, sdiag's REQUEST_SUBMIT_BATCH_JOB ave_time (which
-# includes waiting for locks), medians, and each round's ratio to no plugin (the three runs
-# of a round are seconds apart, so they share the machine's load). sbatch, munged and
-# slurmctld share the machine's cores: the rate is what they allow together.
+# includes waiting for locks), slurmctld's CPU time per job, medians, and each round's
+# ratio to no plugin (the three runs of a round are seconds apart, so they share the
+# machine's load). sbatch, munged and slurmctld share the machine's cores: the rate is what
+# they allow together, and the server-side figures say what the plugin itself costs.
 #
 # Run as root on a quiet machine:
 #   ./scripts/bench-mlpolicy.sh [JOBS] [ROUNDS]   (default 2000 jobs in 4 rounds; then parts 2, 3)
 #   ./scripts/bench-mlpolicy.sh reload            (part 2 only)
 #   ./scripts/bench-mlpolicy.sh concurrent        (part 3 only)
-# On another release: flock /tmp/release-26.05.lock ./scripts/test-release.sh 26.05 -- \
-#   ./scripts/bench-mlpolicy.sh concurrent   (builds in that release's CARGO_TARGET_DIR)
+# On another release (builds in that release's CARGO_TARGET_DIR; test-release.sh clears the
+# environment, so knobs go through env inside it):
+#   flock /tmp/release-26.05.lock ./scripts/test-release.sh 26.05 -- \
+#     env CONC_ROUNDS=21 ./scripts/bench-mlpolicy.sh concurrent
 # Part 2's knobs: RELOAD_ROUNDS (default 7), ADMINS (default 20000), OLD_REV (default
 # cfcdaaa: the plugin reloaded on the submission path until 5966da6, and cfcdaaa is the
 # last commit before it whose tree builds).
@@ -50,8 +54,8 @@ ADMINS=${ADMINS:-20000}
 OLD_REV=${OLD_REV:-cfcdaaa}
 CONC_SUBMITTERS=${CONC_SUBMITTERS:-8}
 CONC_USERS=${CONC_USERS:-4}
-CONC_JOBS=${CONC_JOBS:-50}
-CONC_ROUNDS=${CONC_ROUNDS:-11}
+CONC_JOBS=${CONC_JOBS:-25}
+CONC_ROUNDS=${CONC_ROUNDS:-21}
 USER_NAME=mlbench
 [ "$(id -u)" -eq 0 ] || { echo "run as root (the local clusters start Slurm daemons)" >&2; exit 1; }
 # test-release.sh builds each release in its own target directory.
@@ -233,7 +237,12 @@ concurrent_submissions() {
     : > "$work/$c.rate"; : > "$work/$c.us"; : > "$work/$c.cpu"; : > "$work/$c.fail"
   done
 
-  echo "Slurm $(SLURM_CONF=$work/conc-none/slurm.conf sinfo -V | awk '{ print $2 }'), $(nproc) CPUs; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  local version
+  version=$(SLURM_CONF=$work/conc-none/slurm.conf sinfo -V | awk '{ print $2 }')
+  echo "Slurm $version, $(nproc) CPUs; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ "$(printf '%s\n' "$version" 23.02 | sort -V | head -n 1)" != 23.02 ]; then
+    echo "  (before 23.02 slurmctld runs job_submit plugins one at a time, under one mutex: no concurrency to measure, a reference)"
+  fi
   order=(conc-none conc-lua conc-mlpolicy)
   for ((r = 0; r < CONC_ROUNDS; r++)); do
     for ((i = 0; i < 3; i++)); do conc_round "${order[(r + i) % 3]}"; done
