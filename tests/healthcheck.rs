@@ -20,15 +20,28 @@ fn bin() -> PathBuf {
     cargo_artifact("ml-healthcheck").unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The config next to slurm.conf: state and kernel log inside the cluster directory.
+/// The config next to slurm.conf: state, kernel log and killswitch inside the cluster
+/// directory. These tests drain two of the three nodes, which the circuit breaker's
+/// default (10% of the cluster, at least one node) would hold: it has its own test.
 fn config_file() -> (String, String) {
     (
         "ml-healthcheck.json".into(),
-        format!(
-            "{{\"expect_gpus\": 8, \"state_dir\": \"{d}/mlhealth-state\", \"kmsg\": \"{d}/kmsg\"}}\n",
-            d = CLUSTER_DIR_PLACEHOLDER
-        ),
+        config_text(CLUSTER_DIR_PLACEHOLDER, "\"breaker_max_percent\": 100"),
     )
+}
+
+/// The tests' config in cluster directory `dir`, with `extra` keys.
+fn config_text(dir: &str, extra: &str) -> String {
+    format!(
+        "{{\"expect_gpus\": 8, \"state_dir\": \"{dir}/mlhealth-state\", \"kmsg\": \"{dir}/kmsg\", \"killswitch\": \"{dir}/mlhealth.disable\", {extra}}}\n"
+    )
+}
+
+/// A config file for `--config`, in the cluster directory.
+fn config_at(c: &Cluster, name: &str, extra: &str) -> PathBuf {
+    let p = c.dir().join(name);
+    fs::write(&p, config_text(c.dir().to_str().unwrap(), extra)).unwrap();
+    p
 }
 
 fn healthy() -> Value {
@@ -289,6 +302,173 @@ fn a_critical_xid_keeps_the_node_drained_until_it_reboots() {
     fs::write(&kmsg, "6,1,100,-;Linux version 6.1.0-28-amd64\n").unwrap();
     ok(check(&c, "n2", &good, &[]));
     assert_eq!(sinfo(&c, "n2").0, "idle");
+}
+
+/// Fleet safety: with 3 of 3 nodes failing, the breaker (at most 67% of 3 nodes: 2) lets
+/// the first two drain and holds the third, with one loud line and the metric; it never
+/// holds a resume.
+#[test]
+fn the_circuit_breaker_holds_the_drain_of_the_third_of_three_nodes() {
+    let c = start(Options::default());
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let conf = config_at(&c, "breaker.json", "\"breaker_max_percent\": 67");
+    let d = tempfile::tempdir().unwrap();
+    let (good, bad) = (d.path().join("good.json"), d.path().join("bad.json"));
+    write(&good, &healthy());
+    write(
+        &bad,
+        &snapshot(|v| v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)),
+    );
+    let prom = d.path().join("prom");
+    fs::create_dir(&prom).unwrap();
+    let args = [
+        "--config",
+        conf.to_str().unwrap(),
+        "--textfile",
+        prom.to_str().unwrap(),
+    ];
+    let reason = "mlhealth: gpu1 ecc uncorrectable=2";
+    for n in ["n1", "n2"] {
+        ok(check(&c, n, &bad, &args));
+        assert_eq!(sinfo(&c, n), ("drained".into(), reason.into()));
+    }
+    let out = ok(check(&c, "n3", &bad, &args));
+    assert_eq!(
+        stdout(&out),
+        "ml-healthcheck: n3: DRAIN gpu1 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000001, 00000000:2A:00.0): 2 uncorrectable ECC errors since the last driver load\n\
+         ml-healthcheck: n3: CIRCUIT BREAKER OPEN: 2 of 3 nodes already carry ml-healthcheck's drain, at most 2 may: n3 is not drained for mlhealth: gpu1 ecc uncorrectable=2; find out why so many nodes fail before resuming any\n\
+         ml-healthcheck: n3: 8 GPUs checked, 1 problem that drains the node; NOT drained (circuit breaker open: 2 of 3 nodes already carry ml-healthcheck's drain, at most 2 may): mlhealth: gpu1 ecc uncorrectable=2\n"
+    );
+    assert_eq!(sinfo(&c, "n3"), ("idle".into(), "none".into()));
+    let text = fs::read_to_string(prom.join("ml_healthcheck_n3.prom")).unwrap();
+    for line in [
+        "ml_healthcheck_breaker_open{node=\"n3\"} 1\n",
+        "ml_healthcheck_held{node=\"n3\"} 1\n",
+        "ml_healthcheck_drained_by_healthcheck{node=\"n3\"} 0\n",
+        "ml_healthcheck_findings{node=\"n3\",severity=\"drain\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    // As the prolog it does not fail the job either (Slurm would drain the node itself).
+    let out = check(&c, "n3", &bad, &[&args[..], &["--mode", "prolog"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(sinfo(&c, "n3"), ("idle".into(), "none".into()));
+    // The breaker never holds a resume: n1 is repaired while it is open.
+    let out = ok(check(&c, "n1", &good, &args));
+    assert!(
+        stdout(&out).contains("; resumed (was drained: "),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(sinfo(&c, "n1").0, "idle");
+    // One of ours left: n3 may drain now, and the breaker is closed on n1.
+    ok(check(&c, "n3", &bad, &args));
+    assert_eq!(sinfo(&c, "n3"), ("drained".into(), reason.into()));
+    let text = fs::read_to_string(prom.join("ml_healthcheck_n1.prom")).unwrap();
+    assert!(
+        text.contains("ml_healthcheck_breaker_open{node=\"n1\"} 0\n"),
+        "{text}"
+    );
+}
+
+/// `mode = "report"` and the killswitch file: the findings are printed, nothing changes in
+/// Slurm (state and reason), neither a drain nor a resume.
+#[test]
+fn report_mode_and_the_killswitch_change_nothing_in_slurm() {
+    let c = start(Options::default());
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let report = config_at(&c, "report.json", "\"mode\": \"report\"");
+    let enforce = config_at(&c, "enforce.json", "\"breaker_max_percent\": 100");
+    let d = tempfile::tempdir().unwrap();
+    let (good, bad) = (d.path().join("good.json"), d.path().join("bad.json"));
+    write(&good, &healthy());
+    write(
+        &bad,
+        &snapshot(|v| v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)),
+    );
+    let finding = "ml-healthcheck: n1: DRAIN gpu1 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000001, 00000000:2A:00.0): 2 uncorrectable ECC errors since the last driver load\n";
+    let drains = "8 GPUs checked, 1 problem that drains the node";
+    let reason = "mlhealth: gpu1 ecc uncorrectable=2";
+
+    // Report mode: printed, not done; the prolog passes.
+    let out = ok(check(
+        &c,
+        "n1",
+        &bad,
+        &["--config", report.to_str().unwrap()],
+    ));
+    assert_eq!(
+        stdout(&out),
+        format!("{finding}ml-healthcheck: n1: {drains}; would have drained (report only: mode = \"report\"): {reason}\n")
+    );
+    assert_eq!(sinfo(&c, "n1"), ("idle".into(), "none".into()));
+    let out = check(
+        &c,
+        "n1",
+        &bad,
+        &["--config", report.to_str().unwrap(), "--mode", "prolog"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(sinfo(&c, "n1"), ("idle".into(), "none".into()));
+
+    // The killswitch, whatever the mode says: no drain ...
+    let ks = c.dir().join("mlhealth.disable");
+    fs::write(&ks, "").unwrap();
+    let out = ok(check(
+        &c,
+        "n1",
+        &bad,
+        &["--config", enforce.to_str().unwrap()],
+    ));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "{finding}ml-healthcheck: n1: {drains}; would have drained (report only: killswitch {} exists): {reason}\n",
+            ks.display()
+        )
+    );
+    assert_eq!(sinfo(&c, "n1"), ("idle".into(), "none".into()));
+    // ... and no resume of our own drain.
+    fs::remove_file(&ks).unwrap();
+    ok(check(
+        &c,
+        "n1",
+        &bad,
+        &["--config", enforce.to_str().unwrap()],
+    ));
+    assert_eq!(sinfo(&c, "n1"), ("drained".into(), reason.into()));
+    fs::write(&ks, "").unwrap();
+    let out = ok(check(
+        &c,
+        "n1",
+        &good,
+        &["--config", enforce.to_str().unwrap()],
+    ));
+    assert!(
+        stdout(&out).ends_with(&format!(
+            "; would have resumed (report only: killswitch {} exists; drained: {reason})\n",
+            ks.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(sinfo(&c, "n1"), ("drained".into(), reason.into()));
+    // Report mode does not resume either; without the killswitch the drain is lifted.
+    fs::remove_file(&ks).unwrap();
+    ok(check(
+        &c,
+        "n1",
+        &good,
+        &["--config", report.to_str().unwrap()],
+    ));
+    assert_eq!(sinfo(&c, "n1"), ("drained".into(), reason.into()));
+    ok(check(
+        &c,
+        "n1",
+        &good,
+        &["--config", enforce.to_str().unwrap()],
+    ));
+    assert_eq!(sinfo(&c, "n1").0, "idle");
 }
 
 /// A wrapper in the slots (HealthCheckProgram takes no arguments) that picks a snapshot

@@ -16,6 +16,17 @@ pub const FILE_NAME: &str = "ml-healthcheck.json";
 /// uncontained ECC error, 119/120 GSP RPC timeout / GSP error, 140 unrecovered ECC error.
 pub const DEFAULT_CRITICAL_XIDS: [u32; 8] = [48, 64, 74, 79, 95, 119, 120, 140];
 
+/// `mode`: whether the run acts on Slurm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcement {
+    /// Drain and resume (the default).
+    Enforce,
+    /// Shadow mode: findings reported (lines, JSON, textfile, syslog), nothing done in
+    /// Slurm; for trying new checks or thresholds on a live cluster.
+    Report,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -49,7 +60,20 @@ pub struct Config {
     /// `scontrol`; unset: looked up on PATH, then in Slurm's usual places (slurmd runs the
     /// health check with no PATH).
     pub scontrol: Option<PathBuf>,
+    /// `"enforce"` or `"report"` (shadow: nothing done in Slurm).
+    pub mode: Enforcement,
+    /// While this file exists every run is report-only, whatever `mode` says: one `touch`
+    /// stops every drain and resume of the fleet. Keep it in a directory only root can
+    /// write: whoever can create it can stop the health checks.
+    pub killswitch: PathBuf,
+    /// Circuit breaker: a new drain is held (logged and exported, not done) once this many
+    /// nodes carry our drain. Unset: only `breaker_max_percent` counts.
+    pub breaker_max_nodes: Option<u32>,
+    /// ... or this percentage of the cluster's nodes (rounded down; never below one node).
+    pub breaker_max_percent: u32,
 }
+
+pub const DEFAULT_KILLSWITCH: &str = "/etc/slurm/ml-healthcheck.disable";
 
 impl Default for Config {
     fn default() -> Self {
@@ -68,6 +92,10 @@ impl Default for Config {
             kmsg: PathBuf::from("/dev/kmsg"),
             state_dir: PathBuf::from("/run/ml-healthcheck"),
             scontrol: None,
+            mode: Enforcement::Enforce,
+            killswitch: PathBuf::from(DEFAULT_KILLSWITCH),
+            breaker_max_nodes: None,
+            breaker_max_percent: 10,
         }
     }
 }
@@ -78,6 +106,17 @@ impl Config {
         if c.retired_pages_limit == 0 {
             return Err(format!(
                 "{origin}: retired_pages_limit must be at least 1 (0 would drain every GPU)"
+            ));
+        }
+        if c.breaker_max_percent > 100 {
+            return Err(format!(
+                "{origin}: breaker_max_percent must be 0 to 100 (got {})",
+                c.breaker_max_percent
+            ));
+        }
+        if c.breaker_max_nodes == Some(0) {
+            return Err(format!(
+                "{origin}: breaker_max_nodes must be at least 1 (one bad node can always be drained; use mode = \"report\" to drain none)"
             ));
         }
         Ok(c)
@@ -129,6 +168,15 @@ mod tests {
         assert!(e.contains("invalid value"), "{e}");
         let e = Config::parse("{\"retired_pages_limit\": 0}", "c").unwrap_err();
         assert!(e.contains("retired_pages_limit"), "{e}");
+        let e = Config::parse("{\"breaker_max_percent\": 101}", "c").unwrap_err();
+        assert!(e.contains("breaker_max_percent must be 0 to 100"), "{e}");
+        let e = Config::parse("{\"breaker_max_nodes\": 0}", "c").unwrap_err();
+        assert!(e.contains("breaker_max_nodes must be at least 1"), "{e}");
+        let e = Config::parse("{\"mode\": \"shadow\"}", "c").unwrap_err();
+        assert!(e.contains("unknown variant `shadow`"), "{e}");
+        let c = Config::parse("{\"mode\": \"report\", \"breaker_max_nodes\": 4}", "c").unwrap();
+        assert_eq!(c.mode, Enforcement::Report);
+        assert_eq!(c.breaker_max_nodes, Some(4));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod evaluate;
+pub mod fleet;
 pub mod gather;
 pub mod kmsg;
 pub mod node;

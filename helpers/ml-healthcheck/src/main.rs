@@ -24,7 +24,10 @@ the prolog processes already on the job's GPUs). A problem drains the node in Sl
 reason starting 'mlhealth:'; the health check resumes it once every check the reason names
 has been made again and passes (busy GPUs: on a node without jobs). Another drain (an
 admin's) is never changed. As Prolog it exits 1 on a problem so the job goes elsewhere;
-as HealthCheckProgram and Epilog it exits 0.
+as HealthCheckProgram and Epilog it exits 0. Fleet safety: with mode = report in the
+config, or while the killswitch file exists, nothing is done in Slurm (what would be done
+is printed); a new drain is held while breaker_max_percent / breaker_max_nodes of the
+cluster's nodes carry our drain (the circuit breaker).
 
 The mode comes from SLURM_SCRIPT_CONTEXT (prolog_slurmd, epilog_slurmd), else
 health-check; the node from SLURMD_NODENAME. Settings: --config FILE, else

@@ -16,6 +16,8 @@ use crate::reason;
 /// The node as Slurm shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeInfo {
+    /// `NodeName=`.
+    pub name: String,
     /// `IDLE+DRAIN`, `MIXED`, `DOWN*+DRAIN`, ...
     pub state: String,
     pub reason: Option<String>,
@@ -24,6 +26,11 @@ pub struct NodeInfo {
 impl NodeInfo {
     pub fn drained(&self) -> bool {
         self.state.split('+').any(|f| f == "DRAIN")
+    }
+
+    /// `FAIL` (`scontrol update state=fail`, HyperPod's way to ask for a repair).
+    pub fn failed(&self) -> bool {
+        self.state.split('+').any(|f| f == "FAIL")
     }
 
     /// Slurm shows no job on the node (and none finishing).
@@ -45,6 +52,11 @@ impl NodeInfo {
 /// Parses one node's `scontrol show node NAME -o` line. The reason is printed as
 /// `Reason=TEXT [USER@TIME]` and, from 23.02, may be followed by `Comment=`/`Extra=`.
 pub fn parse_show_node(line: &str) -> Result<NodeInfo, String> {
+    let name = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("NodeName="))
+        .unwrap_or("")
+        .to_string();
     let state = line
         .split_whitespace()
         .find_map(|w| w.strip_prefix("State="))
@@ -68,7 +80,11 @@ pub fn parse_show_node(line: &str) -> Result<NodeInfo, String> {
         }
         rest[..end].trim().to_string()
     });
-    Ok(NodeInfo { state, reason })
+    Ok(NodeInfo {
+        name,
+        state,
+        reason,
+    })
 }
 
 /// What to do with the node.
@@ -195,9 +211,15 @@ impl Scontrol {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    pub fn show(&self, node: &str) -> Result<NodeInfo, String> {
-        let out = self.run(&["show", "node", node, "-o"])?;
-        parse_show_node(out.lines().next().unwrap_or(""))
+    /// Every node of the cluster, one `scontrol show node` (the run's only question to
+    /// Slurm): this node's state and the fleet's count for the circuit breaker. `--all`:
+    /// nodes whose partitions are all hidden are nodes of the cluster too.
+    pub fn show_all(&self) -> Result<Vec<NodeInfo>, String> {
+        let out = self.run(&["--all", "show", "node", "-o"])?;
+        out.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(parse_show_node)
+            .collect()
     }
 
     pub fn apply(&self, node: &str, action: &Action) -> Result<(), String> {
@@ -228,6 +250,7 @@ mod tests {
         assert_eq!(
             parse_show_node(N2).unwrap(),
             NodeInfo {
+                name: "n2".into(),
                 state: "IDLE+DRAIN".into(),
                 reason: Some("admin: bad fan".into())
             }
@@ -235,6 +258,7 @@ mod tests {
         // 24.11 prints Comment= and Extra= after the reason.
         let n = parse_show_node("NodeName=n3 State=MIXED+DRAIN Reason=mlhealth: gpu3 xid79 [x] [slurm@2026-11-25T03:18:04] Comment=(null) Extra=(null)").unwrap();
         assert_eq!(n.reason.as_deref(), Some("mlhealth: gpu3 xid79 [x]"));
+        assert_eq!(n.name, "n3");
         assert!(n.drained() && n.ours());
         let n = parse_show_node("NodeName=n1 State=IDLE ThreadsPerCore=1").unwrap();
         assert_eq!(n.reason, None);
@@ -261,6 +285,7 @@ mod tests {
 
     fn node(state: &str, reason: Option<&str>) -> NodeInfo {
         NodeInfo {
+            name: "n1".into(),
             state: state.into(),
             reason: reason.map(Into::into),
         }

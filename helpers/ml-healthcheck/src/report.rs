@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::evaluate::{Finding, Mode, Severity};
+use crate::fleet::{Held, Hold};
 use crate::node::Action;
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,6 +23,14 @@ pub struct Report {
     /// In JSON `action` (its name) and `reason` (the drain's).
     #[serde(flatten)]
     pub action: Action,
+    /// What the run would have done but did not (report only, circuit breaker), and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<Held>,
+    /// The circuit breaker holds new drains now (without Slurm: unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker_open: Option<bool>,
+    /// `mode = "report"` or the killswitch: nothing is done in Slurm.
+    pub report_only: bool,
     /// The drain reason already on the node, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_reason: Option<String>,
@@ -43,6 +52,7 @@ pub enum Summary<'a> {
         drains: usize,
         warnings: usize,
         action: &'a Action,
+        held: Option<&'a Held>,
         /// The reason on the node before the run.
         node_reason: Option<&'a str>,
         /// Our drain stays although this run found nothing that drains: it did not make
@@ -65,6 +75,7 @@ impl fmt::Display for Summary<'_> {
                 drains,
                 warnings,
                 action,
+                held,
                 node_reason,
                 kept,
                 dry_run,
@@ -77,6 +88,23 @@ impl fmt::Display for Summary<'_> {
                     (d, _) => write!(f, "{d} problems that drain the node")?,
                 }
                 let would = if dry_run { "would have " } else { "" };
+                if let Some(h) = held {
+                    return match (&h.action, &h.hold) {
+                        (Action::Drain(r), Hold::Breaker { .. }) => {
+                            write!(f, "; NOT drained ({}): {r}", h.hold)
+                        }
+                        (Action::Drain(r) | Action::UpdateReason(r), _) => {
+                            write!(f, "; would have drained ({}): {r}", h.hold)
+                        }
+                        (Action::Resume, _) => write!(
+                            f,
+                            "; would have resumed ({}; drained: {})",
+                            h.hold,
+                            node_reason.unwrap_or("")
+                        ),
+                        (Action::Nothing | Action::LeaveOthersDrain, _) => Ok(()),
+                    };
+                }
                 match (action, node_reason) {
                     (Action::Drain(r) | Action::UpdateReason(r), _) => {
                         write!(f, "; {would}drained: {r}")
@@ -122,8 +150,27 @@ impl Report {
             };
             lines.push(format!("{p}: {sev} {}", f.detail));
         }
+        if let Some(line) = self.breaker_line() {
+            lines.push(format!("ml-healthcheck: {line}"));
+        }
         lines.push(format!("ml-healthcheck: {}", self.summary()));
         lines
+    }
+
+    /// The loud line of a drain the circuit breaker held.
+    pub fn breaker_line(&self) -> Option<String> {
+        match self.held.as_ref()? {
+            Held {
+                action: Action::Drain(r),
+                hold: h @ Hold::Breaker { .. },
+            } => Some(format!(
+                "{}: CIRCUIT BREAKER OPEN: {}: {} is not drained for {r}; find out why so many nodes fail before resuming any",
+                self.node,
+                h.to_string().trim_start_matches("circuit breaker open: "),
+                self.node
+            )),
+            _ => None,
+        }
     }
 
     pub fn summary(&self) -> Summary<'_> {
@@ -139,6 +186,7 @@ impl Report {
             drains: self.drains(),
             warnings: self.findings.len() - self.drains(),
             action: &self.action,
+            held: self.held.as_ref(),
             node_reason: self.node_reason.as_deref(),
             kept: self.action == Action::Nothing
                 && self.drained_by_healthcheck
@@ -150,6 +198,18 @@ impl Report {
     /// The syslog line and its priority, for a run that changed the node (slurmd keeps a
     /// helper's output only when it fails); `None` for one that changed nothing.
     pub fn syslog(&self) -> Option<(libc::c_int, String)> {
+        if self.dry_run {
+            return None;
+        }
+        if let Some(line) = self.breaker_line() {
+            return Some((libc::LOG_CRIT, format!("{line} ({})", self.mode.name())));
+        }
+        if self.held.is_some() {
+            return Some((
+                libc::LOG_NOTICE,
+                format!("{} ({})", self.summary(), self.mode.name()),
+            ));
+        }
         let priority = match (&self.action, self.dry_run) {
             (_, true) => return None,
             (Action::Drain(_) | Action::UpdateReason(_), _) => libc::LOG_WARNING,
@@ -209,6 +269,23 @@ impl Report {
             "ml_healthcheck_drained_by_healthcheck{{node=\"{node}\"}} {}\n",
             u8::from(self.drained_by_healthcheck)
         ));
+        if let Some(open) = self.breaker_open {
+            s.push_str("# HELP ml_healthcheck_breaker_open 1 when the circuit breaker holds new drains: too many nodes carry ml-healthcheck's drain.\n# TYPE ml_healthcheck_breaker_open gauge\n");
+            s.push_str(&format!(
+                "ml_healthcheck_breaker_open{{node=\"{node}\"}} {}\n",
+                u8::from(open)
+            ));
+        }
+        s.push_str("# HELP ml_healthcheck_report_only 1 when the run did nothing in Slurm: mode = \"report\" or the killswitch file.\n# TYPE ml_healthcheck_report_only gauge\n");
+        s.push_str(&format!(
+            "ml_healthcheck_report_only{{node=\"{node}\"}} {}\n",
+            u8::from(self.report_only)
+        ));
+        s.push_str("# HELP ml_healthcheck_held 1 when the run held an action (report only, circuit breaker).\n# TYPE ml_healthcheck_held gauge\n");
+        s.push_str(&format!(
+            "ml_healthcheck_held{{node=\"{node}\"}} {}\n",
+            u8::from(self.held.is_some())
+        ));
         s.push_str("# HELP ml_healthcheck_duration_seconds How long the last run took.\n# TYPE ml_healthcheck_duration_seconds gauge\n");
         s.push_str(&format!(
             "ml_healthcheck_duration_seconds{{node=\"{node}\"}} {:.3}\n",
@@ -258,6 +335,9 @@ mod tests {
             drained_by_healthcheck: action.drain_reason().is_some()
                 || node_reason.is_some_and(|r| r.starts_with("mlhealth:")),
             action,
+            held: None,
+            breaker_open: None,
+            report_only: false,
             node_reason: node_reason.map(Into::into),
             dry_run: false,
             warnings: vec!["/dev/kmsg: Permission denied: XIDs not checked".into()],
@@ -326,5 +406,78 @@ mod tests {
         assert_eq!(resume["action"], "resume");
         assert_eq!(resume.get("reason"), None);
         assert_eq!(resume["node_reason"], "mlhealth: gpu1 busy");
+    }
+
+    /// A drain held by the breaker: one loud line (stdout and syslog at LOG_CRIT), the
+    /// summary says it was not done, the metric says the breaker is open.
+    #[test]
+    fn a_held_drain_is_loud_and_exported() {
+        let reason = "mlhealth: gpu1 ecc uncorrectable=2";
+        let mut r = report(Action::Nothing, None, 1);
+        r.drained_by_healthcheck = false;
+        r.held = Some(Held {
+            action: Action::Drain(reason.into()),
+            hold: Hold::Breaker {
+                ours: 2,
+                nodes: 3,
+                limit: 2,
+            },
+        });
+        r.breaker_open = Some(true);
+        let loud = "n2: CIRCUIT BREAKER OPEN: 2 of 3 nodes already carry ml-healthcheck's drain, at most 2 may: n2 is not drained for mlhealth: gpu1 ecc uncorrectable=2; find out why so many nodes fail before resuming any";
+        let lines = r.human();
+        assert_eq!(lines[lines.len() - 2], format!("ml-healthcheck: {loud}"));
+        assert_eq!(
+            lines[lines.len() - 1],
+            "ml-healthcheck: n2: 8 GPUs checked, 1 problem that drains the node; NOT drained (circuit breaker open: 2 of 3 nodes already carry ml-healthcheck's drain, at most 2 may): mlhealth: gpu1 ecc uncorrectable=2"
+        );
+        assert_eq!(
+            r.syslog(),
+            Some((libc::LOG_CRIT, format!("{loud} (health-check)")))
+        );
+        let prom = r.prometheus(0.0);
+        assert!(
+            prom.contains("ml_healthcheck_breaker_open{node=\"n2\"} 1\n"),
+            "{prom}"
+        );
+        assert!(
+            prom.contains("ml_healthcheck_held{node=\"n2\"} 1\n"),
+            "{prom}"
+        );
+        assert!(
+            prom.contains("ml_healthcheck_drained_by_healthcheck{node=\"n2\"} 0\n"),
+            "{prom}"
+        );
+        let j: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(j["action"], "none");
+        assert_eq!(j["held"]["action"], "drain");
+        assert_eq!(j["held"]["reason"], reason);
+        assert_eq!(j["held"]["why"], "breaker");
+        assert_eq!(j["breaker_open"], true);
+
+        // Report only: what it would do, logged at LOG_NOTICE; no loud line.
+        r.held = Some(Held {
+            action: Action::Resume,
+            hold: Hold::ReportMode,
+        });
+        r.breaker_open = Some(false);
+        r.report_only = true;
+        r.node_reason = Some(reason.into());
+        let want = "n2: 8 GPUs checked, 1 problem that drains the node; would have resumed (report only: mode = \"report\"; drained: mlhealth: gpu1 ecc uncorrectable=2)";
+        assert_eq!(r.summary().to_string(), want);
+        assert_eq!(r.breaker_line(), None);
+        assert_eq!(
+            r.syslog(),
+            Some((libc::LOG_NOTICE, format!("{want} (health-check)")))
+        );
+        let prom = r.prometheus(0.0);
+        assert!(
+            prom.contains("ml_healthcheck_breaker_open{node=\"n2\"} 0\n"),
+            "{prom}"
+        );
+        assert!(
+            prom.contains("ml_healthcheck_report_only{node=\"n2\"} 1\n"),
+            "{prom}"
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::evaluate::{self, Context, Mode};
+use crate::fleet::{self, Fleet};
 use crate::gather::GpuSource;
 use crate::kmsg;
 use crate::node::{self, Action, Scontrol};
@@ -69,6 +70,15 @@ pub fn new_xids(
         .collect()
 }
 
+/// This node among all of `scontrol show node`, and the fleet's count.
+fn this_node(all: Vec<node::NodeInfo>, name: &str) -> Result<(node::NodeInfo, Fleet), String> {
+    let fleet = Fleet::count(&all);
+    all.into_iter()
+        .find(|n| n.name == name)
+        .map(|n| (n, fleet))
+        .ok_or_else(|| format!("Slurm shows no node named {name}"))
+}
+
 pub struct Outcome {
     pub report: Report,
     /// Errors that made the run fail (scontrol could not be run, the state not written).
@@ -81,7 +91,10 @@ impl Outcome {
     /// the drain itself failed (then Slurm's "Epilog error" drain is the fallback).
     /// HealthCheckProgram: exit 0; non-zero only for an error slurmd should log.
     pub fn exit_code(&self) -> u8 {
-        let drains = self.report.drains() > 0;
+        // A held drain (report only, breaker open) must not fail the prolog either: Slurm
+        // would drain the node itself ("Prolog error").
+        let drains =
+            self.report.drains() > 0 && self.report.held.is_none() && !self.report.report_only;
         let errors = !self.errors.is_empty();
         match self.report.mode {
             Mode::Prolog => u8::from(drains),
@@ -96,13 +109,23 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
     let snap = source.snapshot()?;
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
-    let report = |findings, action, node_reason, drained_by_healthcheck, warnings| Report {
+    let report = |findings,
+                  action,
+                  held,
+                  breaker_open,
+                  report_only,
+                  node_reason,
+                  drained_by_healthcheck,
+                  warnings| Report {
         node: job.node.clone(),
         mode: job.mode,
         gpus: snap.gpus.len(),
         driver_version: snap.driver_version.clone(),
         nvml_error: snap.nvml_error.clone(),
         action,
+        held,
+        breaker_open,
+        report_only,
         node_reason,
         drained_by_healthcheck,
         findings,
@@ -119,7 +142,16 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
     };
     if snap.nvml_error.is_some() && evaluate::evaluate(&snap, &[], cfg, &plain).is_empty() {
         return Ok(Outcome {
-            report: report(Vec::new(), Action::Nothing, None, false, warnings),
+            report: report(
+                Vec::new(),
+                Action::Nothing,
+                None,
+                None,
+                false,
+                None,
+                false,
+                warnings,
+            ),
             errors,
         });
     }
@@ -156,13 +188,19 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         program: node::find_scontrol(cfg.scontrol.as_deref()),
         slurm_conf: job.slurm_conf.clone(),
     };
-    let info = if job.no_slurm {
-        None
+    let (info, mut fleet) = if job.no_slurm {
+        (None, None)
     } else {
-        scontrol
-            .show(&job.node)
-            .map_err(|e| errors.push(format!("cannot read node {} from Slurm: {e}", job.node)))
-            .ok()
+        match scontrol
+            .show_all()
+            .and_then(|all| this_node(all, &job.node))
+        {
+            Ok((info, fleet)) => (Some(info), Some(fleet)),
+            Err(e) => {
+                errors.push(format!("cannot read node {} from Slurm: {e}", job.node));
+                (None, None)
+            }
+        }
     };
     let ctx = Context {
         expect_gpus: job.expect_gpus,
@@ -173,19 +211,26 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         kmsg_read,
     };
     let judgement = evaluate::judge(&snap, &st.critical, cfg, &ctx);
-    let (action, node_reason, drained_by_us) = match info {
+    let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());
+    let is_report_only = report_only.is_some();
+    let (action, held, node_reason, drained_by_us) = match info {
         Some(info) => {
-            let action = node::decide(&info, &judgement, job.mode == Mode::HealthCheck);
+            let decided = node::decide(&info, &judgement, job.mode == Mode::HealthCheck);
+            let (action, held) = fleet::gate(decided, report_only, fleet.as_ref(), cfg);
             let drained = action.leaves_our_drain(&info);
-            (action, info.reason, drained)
+            let was = (info.drained() || info.failed()) && info.ours();
+            fleet = fleet.map(|f| f.after(was, drained));
+            (action, held, info.reason, drained)
         }
         // Without Slurm: whether it would drain.
         None => (
             Action::Nothing,
             None,
+            None,
             evaluate::drain_reason(&judgement.findings).is_some(),
         ),
     };
+    let breaker_open = fleet.map(|f| fleet::breaker_open(&f, cfg));
     if !job.dry_run {
         if let Err(e) = scontrol.apply(&job.node, &action) {
             errors.push(e);
@@ -197,6 +242,9 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
     let report = report(
         judgement.findings,
         action,
+        held,
+        breaker_open,
+        is_report_only,
         node_reason,
         drained_by_us,
         warnings,
