@@ -694,3 +694,89 @@ fn a_busy_drain_stays_while_other_jobs_run_and_is_lifted_once_the_gpu_is_free() 
     fs::remove_file(d.path().join("health-n1.json")).unwrap();
     wait_for_node(&c, "n1", "n1 resumed", || sinfo(&c, "n1").0 == "idle");
 }
+
+/// The files of dcgm-exporter's job mapping directory: name and content.
+fn mapping(dir: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, fs::read_to_string(e.path()).unwrap_or_default())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// dcgm-exporter's HPC job mapping: while a job runs on two GPUs of n1, one file per GPU
+/// (named by its index) holds the job's id; after the job, they are gone.
+#[test]
+fn the_job_mapping_for_dcgm_exporter_appears_with_the_job_and_goes_with_it() {
+    let d = tempfile::tempdir().unwrap();
+    let cluster_dir = d.path().join("cluster");
+    let w = slot_wrapper(d.path(), &cluster_dir.join("slurm.conf"));
+    let c = start(Options {
+        dir: Some(cluster_dir),
+        prolog: Some(w.clone()),
+        epilog: Some(w),
+        extra_files: vec![(
+            "ml-healthcheck.json".into(),
+            config_text(
+                CLUSTER_DIR_PLACEHOLDER,
+                &format!("\"hpc_job_mapping_dir\": \"{CLUSTER_DIR_PLACEHOLDER}/dcgm-job-map\""),
+            ),
+        )],
+        ..Options::default()
+    });
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let map = c.dir().join("dcgm-job-map");
+    let job = c
+        .sbatch(
+            None,
+            &[
+                "-w",
+                "n1",
+                "--gpus-per-node=2",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "sleep 600",
+            ],
+        )
+        .unwrap();
+    wait_for_node(&c, "n1", "the job's prolog", || {
+        runs(d.path(), "n1", "prolog_slurmd") == 1
+    });
+    // The job's GPUs as slurmctld shows them: `GRES=gpu:2(IDX:0-1)`.
+    let detail = stdout(&ok(c
+        .run("scontrol", ["show", "job", "-d", &job.to_string()])
+        .unwrap()));
+    let idx = detail
+        .split("(IDX:")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no IDX in {detail}"));
+    let gpus: Vec<String> = match idx.split_once('-') {
+        Some((a, b)) => (a.parse::<u32>().unwrap()..=b.parse().unwrap())
+            .map(|g| g.to_string())
+            .collect(),
+        None => idx.split(',').map(String::from).collect(),
+    };
+    assert_eq!(gpus.len(), 2, "{idx}");
+    let want: Vec<(String, String)> = gpus
+        .iter()
+        .map(|g| (g.clone(), format!("{job}\n")))
+        .collect();
+    assert_eq!(mapping(&map), want);
+    let mode = fs::metadata(&map).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+
+    ok(c.run("scancel", [job.to_string()]).unwrap());
+    wait_for_node(&c, "n1", "the job's epilog", || {
+        runs(d.path(), "n1", "epilog_slurmd") == 1
+    });
+    assert_eq!(mapping(&map), vec![]);
+}

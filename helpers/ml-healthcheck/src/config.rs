@@ -71,6 +71,9 @@ pub struct Config {
     pub breaker_max_nodes: Option<u32>,
     /// ... or this percentage of the cluster's nodes (rounded down; never below one node).
     pub breaker_max_percent: u32,
+    /// dcgm-exporter's `--hpc-job-mapping-dir` (e.g. `/run/dcgm-job-map`): the prolog
+    /// writes the job's id into one file per GPU, the epilog removes it. Unset: off.
+    pub hpc_job_mapping_dir: Option<PathBuf>,
 }
 
 pub const DEFAULT_KILLSWITCH: &str = "/etc/slurm/ml-healthcheck.disable";
@@ -96,6 +99,7 @@ impl Default for Config {
             killswitch: PathBuf::from(DEFAULT_KILLSWITCH),
             breaker_max_nodes: None,
             breaker_max_percent: 10,
+            hpc_job_mapping_dir: None,
         }
     }
 }
@@ -112,6 +116,14 @@ impl Config {
             return Err(format!(
                 "{origin}: breaker_max_percent must be 0 to 100 (got {})",
                 c.breaker_max_percent
+            ));
+        }
+        if c.hpc_job_mapping_dir
+            .as_ref()
+            .is_some_and(|d| !d.is_absolute())
+        {
+            return Err(format!(
+                "{origin}: hpc_job_mapping_dir must be an absolute path"
             ));
         }
         if c.breaker_max_nodes == Some(0) {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod evaluate;
 pub mod fleet;
 pub mod gather;
+pub mod jobmap;
 pub mod kmsg;
 pub mod node;
 pub mod reason;

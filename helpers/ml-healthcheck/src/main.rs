@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ml_healthcheck::config::Config;
 use ml_healthcheck::evaluate::Mode;
 use ml_healthcheck::gather::{GpuSource, NvmlSource, SnapshotFile};
+use ml_healthcheck::jobmap::{self, MappingDir, Op};
 use ml_healthcheck::report;
 use ml_healthcheck::run::{self, Job};
 use node_log::env;
@@ -127,6 +128,31 @@ impl GpuSource for Saving<'_> {
     }
 }
 
+/// dcgm-exporter's job mapping for this job (`SLURM_JOB_ID`, `SLURM_JOB_GPUS`, which
+/// slurmd sets in the prolog and the epilog); what went wrong, if anything. A failure here
+/// never fails the slot: the metrics lose their job label, the job is unharmed.
+fn map_job(dir: &std::path::Path, op: Op) -> Vec<String> {
+    let Some(job) = env("SLURM_JOB_ID").filter(|j| jobmap::valid_job_id(j)) else {
+        return vec!["no valid SLURM_JOB_ID: dcgm-exporter's job mapping not changed".into()];
+    };
+    let gpus = match env("SLURM_JOB_GPUS").map(|v| run::parse_job_gpus(&v)) {
+        None => return Vec::new(),
+        Some(Err(e)) => return vec![e],
+        Some(Ok(g)) => g,
+    };
+    if gpus.is_empty() {
+        return Vec::new();
+    }
+    let map = match MappingDir::open(dir) {
+        Ok(m) => m,
+        Err(e) => return vec![format!("dcgm-exporter's job mapping: {e}")],
+    };
+    map.apply(op, &job, &gpus)
+        .into_iter()
+        .filter_map(|(gpu, r)| r.err().map(|e| format!("job {job} gpu{gpu}: {e}")))
+        .collect()
+}
+
 fn fail(msg: &str) -> ExitCode {
     eprintln!("ml-healthcheck: error: {msg}");
     ExitCode::from(2)
@@ -203,6 +229,26 @@ fn main() -> ExitCode {
     for e in &outcome.errors {
         eprintln!("ml-healthcheck: {}: error: {e}", r.node);
         node_log::syslog("ml-healthcheck", libc::LOG_ERR, &format!("{}: {e}", r.node));
+    }
+    if !args.dry_run {
+        if let Some(dir) = &cfg.hpc_job_mapping_dir {
+            // The prolog maps the job only when it lets the job run.
+            let op = match mode {
+                Mode::Prolog if code == 0 => Some(Op::Add),
+                Mode::Epilog => Some(Op::Remove),
+                _ => None,
+            };
+            if let Some(op) = op {
+                for e in map_job(dir, op) {
+                    eprintln!("ml-healthcheck: {}: warning: {e}", r.node);
+                    node_log::syslog(
+                        "ml-healthcheck",
+                        libc::LOG_WARNING,
+                        &format!("{}: {e}", r.node),
+                    );
+                }
+            }
+        }
     }
     if let Some((priority, line)) = r.syslog() {
         node_log::syslog("ml-healthcheck", priority, &line);
