@@ -12,7 +12,10 @@ use common::*;
 use local_cluster::{cargo_artifact, ensure_user, Cluster, Options, User};
 
 fn policy() -> String {
-    let shipped = include_str!("../conf-examples/mlpolicy.json");
+    // The local cluster's cpu partition is on GPU nodes: the shipped policy's
+    // `gpus_per_node: 0` for it would be false here.
+    let shipped =
+        include_str!("../conf-examples/mlpolicy.json").replacen("\"gpus_per_node\": 0,", "", 1);
     shipped.replacen(
         "\"default_gpu_partition\"",
         "\"gpu_gres\": [\"gpu\", \"shard\", \"mps\"],\n  \"default_gpu_partition\"",
@@ -27,8 +30,12 @@ fn cluster_with(policy: &str, partitions: &[&str]) -> Cluster {
         extra_slurm_conf: partitions
             .iter()
             .map(|p| format!("PartitionName={p} Nodes=n[1-3] State=UP"))
-            // Sharing GRES known to Slurm, so the client sends the requests on.
-            .chain(["GresTypes=gpu,shard,mps".to_string()])
+            // Sharing GRES known to Slurm, so the client sends the requests on; users may
+            // ask for specialized cores (which makes whole-node jobs).
+            .chain([
+                "GresTypes=gpu,shard,mps".to_string(),
+                "AllowSpecResourcesUsage=YES".to_string(),
+            ])
             .collect(),
         extra_files: vec![("mlpolicy.json".into(), policy.into())],
         ..Options::default()
@@ -227,6 +234,23 @@ fn every_request_form_is_judged_at_its_most() {
             &["-p", "interactive", "--time=10", "--gpus=1", "--exclusive"],
             "max-gpus-per-job",
             "leave out --exclusive",
+        ),
+        // --core-spec makes a whole-node job too; --exclusive in a cpu partition on GPU nodes.
+        (
+            &[
+                "-p",
+                "interactive",
+                "--time=10",
+                "--gpus=1",
+                "--core-spec=1",
+            ],
+            "max-gpus-per-job",
+            "leave out --exclusive (and --core-spec, --thread-spec)",
+        ),
+        (
+            &["-p", "cpu", "--time=10", "--exclusive"],
+            "cpu-partition-whole-nodes",
+            "gets every GPU on them",
         ),
         // CPUs past the ceiling through tasks or --mincpus, whatever --cpus-per-gpu says.
         (

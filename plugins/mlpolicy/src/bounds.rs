@@ -116,6 +116,7 @@ impl Sizing {
     pub fn cpus_per_gpu(&self, job: &Job) -> Option<(Ratio, Ratio)> {
         let c = u64::from(job.cpus_per_task.filter(|&c| c > 0).unwrap_or(1));
         let pn_min = u64::from(job.pn_min_cpus.unwrap_or(0));
+        let total = u64::from(job.min_cpus.unwrap_or(0));
         let cpg = job.cpus_per_gpu;
         // CPUs on a node running `tasks` tasks with `gpus` GPUs.
         let node = |tasks: u64, gpus: u64| {
@@ -131,13 +132,15 @@ impl Sizing {
                 self.max_tasks_per_node,
                 t.saturating_mul(self.max_tasks_per_node),
             );
-            (Ratio::new(c, t), one.max(most))
+            let average = Ratio::new(total, t.saturating_mul(self.min_tasks));
+            (Ratio::new(c, t), one.max(most).max(average))
         } else if g.per_job.is_some() && g.per_node.is_none() && g.per_socket.is_none() {
             // GPUs counted for the whole job: judged on the job's totals.
             let gpus = (*self.gpus_per_job.as_ref().ok()?)?;
             let lo = Ratio::new(c.saturating_mul(self.min_tasks), gpus);
             let all = Ratio::new(
                 c.saturating_mul(self.max_tasks)
+                    .max(total)
                     .max(pn_min.saturating_mul(self.max_nodes))
                     .max(cpg.unwrap_or(0).saturating_mul(gpus)),
                 gpus,
@@ -151,7 +154,10 @@ impl Sizing {
                 c.saturating_mul(self.min_tasks),
                 per_node.saturating_mul(self.min_nodes),
             );
-            (lo, node(self.max_tasks_per_node, per_node))
+            // The job's total CPUs (`min_cpus`, which API clients may set alone) over
+            // its GPUs at its fewest nodes.
+            let average = Ratio::new(total, per_node.saturating_mul(self.min_nodes));
+            (lo, node(self.max_tasks_per_node, per_node).max(average))
         };
         // --cpus-per-gpu is the floor Slurm gives.
         Some((cpg.map_or(lo, |x| Ratio::new(x, 1)), hi))

@@ -29,7 +29,9 @@ pub struct PartitionRules {
     pub min_cpus_per_gpu: Option<u64>,
     pub max_cpus_per_gpu: Option<u64>,
     /// GPUs on each node of the partition: with `whole_nodes`, a multi-node GPU job must
-    /// ask for exactly this many per node (or `--exclusive`).
+    /// ask for exactly this many per node (or `--exclusive`); a whole-node job
+    /// (`--exclusive`, `--core-spec`) is given this many. `0` in a `cpu` partition says its
+    /// nodes have none, which lets whole-node jobs in.
     pub gpus_per_node: Option<u64>,
     /// Multi-node GPU jobs must take whole nodes.
     #[serde(default)]

@@ -47,13 +47,17 @@ pub struct Job {
     pub time_limit: Option<u32>,
     /// `job_desc.shared`: `Some(0)` is `--exclusive`.
     pub shared: Option<u16>,
+    /// `--core-spec` / `--thread-spec`: whole nodes, as `--exclusive`.
+    pub core_spec: Option<u16>,
     /// An update (`scontrol update job`, job_modify): only the fields it changes are set.
     pub update: bool,
 }
 
 impl Job {
+    /// Whole nodes: `--exclusive`, or `--core-spec`/`--thread-spec` (Slurm makes those
+    /// whole-node jobs where `AllowSpecResourcesUsage=YES`).
     pub fn exclusive(&self) -> bool {
-        self.shared == Some(0)
+        self.shared == Some(0) || self.core_spec.is_some()
     }
 
     /// Whether the request changes what the job is given besides its time: GPUs, nodes,
@@ -75,6 +79,7 @@ impl Job {
             .any(Option::is_some)
             || self.cpus_per_gpu.is_some()
             || self.shared.is_some()
+            || self.core_spec.is_some()
             || self.ntasks_per_gpu.is_some()
             || self.req_nodes.is_some()
             || self.tres_set
@@ -240,10 +245,10 @@ impl Ctx<'_> {
     }
 
     /// GPUs on one node: an `--exclusive` job is given every GPU of its nodes (the
-    /// partition's `gpus_per_node`; a `cpu` partition's nodes have none).
+    /// partition's `gpus_per_node`).
     fn gpus_per_node(&self) -> Result<Option<u64>, &'static str> {
         let asked = self.size.gpus_per_node?;
-        if !self.job.exclusive() || self.r.kind == Some(Kind::Cpu) {
+        if !self.job.exclusive() {
             return Ok(asked);
         }
         match self.r.gpus_per_node {
@@ -255,7 +260,7 @@ impl Ctx<'_> {
     /// GPUs of the whole job, likewise.
     fn gpus_per_job(&self) -> Result<Option<u64>, &'static str> {
         let asked = self.size.gpus_per_job?;
-        if !self.job.exclusive() || self.r.kind == Some(Kind::Cpu) {
+        if !self.job.exclusive() {
             return Ok(asked);
         }
         let full = self.r.gpus_per_node.ok_or(EXCLUSIVE)?;
@@ -274,6 +279,7 @@ type Rule = fn(&Ctx) -> Option<Verdict>;
 const RULES: &[Rule] = &[
     gpu_partition_needs_gpus,
     cpu_partition_no_gpus,
+    cpu_partition_whole_nodes,
     max_gpus_per_node,
     max_gpus_per_job,
     gpu_type,
@@ -303,6 +309,22 @@ fn gpu_partition_needs_gpus(c: &Ctx) -> Option<Verdict> {
     )
 }
 
+/// A whole-node job in a `cpu` partition is given every GPU of its nodes: allowed only
+/// where the policy says those nodes have none (`gpus_per_node: 0`).
+fn cpu_partition_whole_nodes(c: &Ctx) -> Option<Verdict> {
+    if c.r.kind != Some(Kind::Cpu) || !c.job.exclusive() || c.r.gpus_per_node == Some(0) {
+        return None;
+    }
+    c.refuse(
+        Code::InvalidGres,
+        "cpu-partition-whole-nodes",
+        format!(
+            "partition '{}': a job given whole nodes (--exclusive, --core-spec, --thread-spec) gets every GPU on them, and this policy does not say the nodes have none (gpus_per_node: 0): leave that option out",
+            c.name
+        ),
+    )
+}
+
 fn cpu_partition_no_gpus(c: &Ctx) -> Option<Verdict> {
     if c.r.kind != Some(Kind::Cpu) || !c.gpus() {
         return None;
@@ -325,7 +347,7 @@ fn cpu_partition_no_gpus(c: &Ctx) -> Option<Verdict> {
 
 /// How to bound an `--exclusive` request where the policy does not say how many GPUs a
 /// node of the partition has.
-const EXCLUSIVE: &str = "leave out --exclusive (it is given every GPU of its nodes, and this partition's policy has no gpus_per_node)";
+const EXCLUSIVE: &str = "leave out --exclusive (and --core-spec, --thread-spec): such a job is given every GPU of its nodes, and this partition's policy has no gpus_per_node";
 
 /// A GPU bound that a limit needs but the request leaves open (`--gpus-per-socket`
 /// without a socket count, `--exclusive` where the node's GPUs are unknown): refused

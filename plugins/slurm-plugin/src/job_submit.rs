@@ -120,6 +120,9 @@ optional_numbers! {
     ntasks_per_node: u16 = NO_VAL16,
     /// `--mincpus`: CPUs on each node at least.
     pn_min_cpus: u16 = NO_VAL16,
+    /// `--core-spec` / `--thread-spec`: with `AllowSpecResourcesUsage=YES` the job is given
+    /// whole nodes (job_mgr.c `_copy_job_desc_to_job_record` sets `whole_node`).
+    core_spec: u16 = NO_VAL16,
     /// `--ntasks-per-gpu`: tasks per GPU.
     ntasks_per_tres: u16 = NO_VAL16,
     /// `--ntasks-per-socket`: a maximum per socket.

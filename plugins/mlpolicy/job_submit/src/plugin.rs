@@ -343,6 +343,7 @@ fn read_job(job: &JobDesc<'_>, update: bool, policy: &Policy) -> Result<Job, Rej
         cpus_per_gpu,
         time_limit: job.time_limit(),
         shared: job.shared(),
+        core_spec: job.core_spec(),
         update,
     })
 }

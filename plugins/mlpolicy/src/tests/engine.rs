@@ -586,3 +586,37 @@ fn review_findings_are_judged() {
         assert_eq!(rule_of(&p, &u), Some("update-resources"), "{u:?}");
     }
 }
+
+#[test]
+fn second_review_findings_are_judged() {
+    let p = policy();
+    // --core-spec is a whole-node job: in interactive (no gpus_per_node) it cannot be bounded.
+    let mut j = job(Some("interactive"), gpus(Some("gres/gpu:1"), None, None));
+    j.core_spec = Some(1);
+    let (_, rule, msg) = refusal(evaluate(&p, &j));
+    assert_eq!(rule, "max-gpus-per-job");
+    assert!(
+        msg.contains("leave out --exclusive (and --core-spec"),
+        "{msg}"
+    );
+    // A whole-node job in a cpu partition: only where the nodes have no GPUs.
+    let mut j = job(Some("cpu"), GpuRequest::default());
+    j.shared = Some(0);
+    assert_eq!(evaluate(&p, &j), ACCEPT); // the example says gpus_per_node: 0
+    let mut q = p.clone();
+    if let Some(r) = q.partitions.get_mut("cpu") {
+        r.gpus_per_node = None;
+    }
+    assert_eq!(rule_of(&q, &j), Some("cpu-partition-whole-nodes"));
+    // Total CPUs alone (an API client's min_cpus): 8 for one GPU.
+    let j = shaped("gpu", gpus(Some("gres/gpu:1"), None, None), |j| {
+        (j.min_nodes, j.max_nodes) = (Some(1), Some(1));
+        j.min_cpus = Some(32);
+    });
+    assert_eq!(rule_of(&p, &j), Some("cpus-per-gpu"));
+    let j = shaped("gpu", gpus(None, Some("gres/gpu:1"), None), |j| {
+        (j.min_nodes, j.max_nodes) = (Some(2), Some(2));
+        j.min_cpus = Some(64);
+    });
+    assert_eq!(rule_of(&p, &j), Some("cpus-per-gpu"));
+}
