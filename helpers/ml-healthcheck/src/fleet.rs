@@ -1,5 +1,6 @@
 //! Fleet safety: what keeps a bad driver push or a broken config from draining the whole
-//! cluster. Pure: the node list comes from the one `scontrol show node` of the run.
+//! cluster. Pure: the node list comes from `scontrol --all show node`, which a run asks
+//! only when it would change its node.
 //!
 //! - **Report only** (`mode = "report"`, or the killswitch file exists): every action is
 //!   reported as what it would be, and nothing is done in Slurm.
@@ -123,10 +124,7 @@ pub fn gate(
     fleet: Option<&Fleet>,
     cfg: &Config,
 ) -> (Action, Option<Held>) {
-    let changes = matches!(
-        action,
-        Action::Drain(_) | Action::UpdateReason(_) | Action::Resume
-    );
+    let changes = action.changes();
     let hold = match (&action, report_only, fleet) {
         (_, Some(h), _) if changes => Some(h),
         (Action::Drain(_), _, Some(f)) if breaker_open(f, cfg) => Some(Hold::Breaker {

@@ -114,6 +114,14 @@ impl Action {
         }
     }
 
+    /// Whether the action changes the node in Slurm (a drain, a new reason, a resume).
+    pub fn changes(&self) -> bool {
+        matches!(
+            self,
+            Action::Drain(_) | Action::UpdateReason(_) | Action::Resume
+        )
+    }
+
     /// Whether `node` carries our drain once this action is done.
     pub fn leaves_our_drain(&self, node: &NodeInfo) -> bool {
         match self {
@@ -211,9 +219,15 @@ impl Scontrol {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Every node of the cluster, one `scontrol show node` (the run's only question to
-    /// Slurm): this node's state and the fleet's count for the circuit breaker. `--all`:
-    /// nodes whose partitions are all hidden are nodes of the cluster too.
+    /// This node, as every run asks.
+    pub fn show(&self, node: &str) -> Result<NodeInfo, String> {
+        let out = self.run(&["show", "node", node, "-o"])?;
+        parse_show_node(out.lines().next().unwrap_or(""))
+    }
+
+    /// Every node of the cluster, for the circuit breaker's count: asked only by a run
+    /// that changes its node, so the prolog of every job does not list the whole cluster.
+    /// `--all`: nodes whose partitions are all hidden are nodes of the cluster too.
     pub fn show_all(&self) -> Result<Vec<NodeInfo>, String> {
         let out = self.run(&["--all", "show", "node", "-o"])?;
         out.lines()

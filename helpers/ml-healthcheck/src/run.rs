@@ -70,15 +70,6 @@ pub fn new_xids(
         .collect()
 }
 
-/// This node among all of `scontrol show node`, and the fleet's count.
-fn this_node(all: Vec<node::NodeInfo>, name: &str) -> Result<(node::NodeInfo, Fleet), String> {
-    let fleet = Fleet::count(&all);
-    all.into_iter()
-        .find(|n| n.name == name)
-        .map(|n| (n, fleet))
-        .ok_or_else(|| format!("Slurm shows no node named {name}"))
-}
-
 pub struct Outcome {
     pub report: Report,
     /// Errors that made the run fail (scontrol could not be run, the state not written).
@@ -188,17 +179,14 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         program: node::find_scontrol(cfg.scontrol.as_deref()),
         slurm_conf: job.slurm_conf.clone(),
     };
-    let (info, mut fleet) = if job.no_slurm {
-        (None, None)
+    let info = if job.no_slurm {
+        None
     } else {
-        match scontrol
-            .show_all()
-            .and_then(|all| this_node(all, &job.node))
-        {
-            Ok((info, fleet)) => (Some(info), Some(fleet)),
+        match scontrol.show(&job.node) {
+            Ok(info) => Some(info),
             Err(e) => {
                 errors.push(format!("cannot read node {} from Slurm: {e}", job.node));
-                (None, None)
+                None
             }
         }
     };
@@ -211,11 +199,26 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         kmsg_read,
     };
     let judgement = evaluate::judge(&snap, &st.critical, cfg, &ctx);
+    let mut fleet = None;
     let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());
     let is_report_only = report_only.is_some();
     let (action, held, node_reason, drained_by_us) = match info {
         Some(info) => {
-            let decided = node::decide(&info, &judgement, job.mode == Mode::HealthCheck);
+            let mut decided = node::decide(&info, &judgement, job.mode == Mode::HealthCheck);
+            // The fleet is counted only for a change, which almost no run makes: the
+            // all-nodes call stays off the prolog of every job. A drain whose count
+            // cannot be had is not done (the breaker could not be consulted).
+            if decided.changes() {
+                match scontrol.show_all() {
+                    Ok(all) => fleet = Some(Fleet::count(&all)),
+                    Err(e) => {
+                        errors.push(format!("cannot count the cluster's drains: {e}"));
+                        if matches!(decided, Action::Drain(_)) {
+                            decided = Action::Nothing;
+                        }
+                    }
+                }
+            }
             let (action, held) = fleet::gate(decided, report_only, fleet.as_ref(), cfg);
             let drained = action.leaves_our_drain(&info);
             let was = (info.drained() || info.failed()) && info.ours();

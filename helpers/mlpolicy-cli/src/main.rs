@@ -73,61 +73,56 @@ fn accounts_line(slurm_conf: &Path) -> String {
     }
 }
 
-/// Whether slurm.conf stores accounting in slurmdbd (`AccountingStorageType`, the last one
-/// wins): only then does slurmctld have associations to enforce.
-fn slurmdbd_storage(slurm_conf: &str) -> bool {
-    let mut value = None;
-    for line in slurm_conf.lines() {
-        let line = line.split('#').next().unwrap_or_default();
-        for word in line.split_whitespace() {
-            if let Some((key, v)) = word.split_once('=') {
-                if key.eq_ignore_ascii_case("AccountingStorageType") {
-                    value = Some(v.to_string());
-                }
-            }
-        }
-    }
-    value.is_some_and(|v| v.eq_ignore_ascii_case("accounting_storage/slurmdbd"))
-}
-
-/// Whether slurm.conf's `AccountingStorageEnforce` sets Slurm's associations bit, read as
-/// Slurm reads it (src/common/read_config.c, `_validate_accounting_storage_enforce`, 22.05
-/// to 24.11): case-insensitive key, the last one wins, comma-separated values of which
-/// `1`, `associations`, `2`, `limits`, `safe`, `wckeys`, `qos` and `all` imply
-/// associations. `None` when the file has no such key but includes others, which may.
-fn associations_enforced(slurm_conf: &str) -> Option<bool> {
+/// The value of a slurm.conf key as Slurm reads it (case-insensitive key, the last one
+/// wins; `#` starts a comment), and whether the file includes others, which may set it.
+fn conf_value(slurm_conf: &str, key: &str) -> (Option<String>, bool) {
     let mut value = None;
     let mut includes = false;
     for line in slurm_conf.lines() {
         let line = line.split('#').next().unwrap_or_default();
         for word in line.split_whitespace() {
-            if word.eq_ignore_ascii_case("include") {
-                includes = true;
-            }
-            if let Some((key, v)) = word.split_once('=') {
-                if key.eq_ignore_ascii_case("AccountingStorageEnforce") {
+            includes |= word.eq_ignore_ascii_case("include");
+            if let Some((k, v)) = word.split_once('=') {
+                if k.eq_ignore_ascii_case(key) {
                     value = Some(v.to_string());
                 }
             }
         }
     }
-    match value {
-        Some(v) => Some(v.split(',').any(|t| {
-            [
-                "1",
-                "associations",
-                "2",
-                "limits",
-                "safe",
-                "wckeys",
-                "qos",
-                "all",
-            ]
-            .iter()
-            .any(|a| t.eq_ignore_ascii_case(a))
-        })),
-        None if includes => None,
-        None => Some(false),
+    (value, includes)
+}
+
+/// Whether slurm.conf stores accounting in slurmdbd (`AccountingStorageType`): only then
+/// does slurmctld have associations to enforce.
+fn slurmdbd_storage(slurm_conf: &str) -> bool {
+    conf_value(slurm_conf, "AccountingStorageType")
+        .0
+        .is_some_and(|v| v.eq_ignore_ascii_case("accounting_storage/slurmdbd"))
+}
+
+/// Whether slurm.conf's `AccountingStorageEnforce` sets Slurm's associations bit, read as
+/// Slurm reads it (src/common/read_config.c, `_validate_accounting_storage_enforce`, 22.05
+/// to 24.11): comma-separated values of which `1`, `associations`, `2`, `limits`, `safe`,
+/// `wckeys`, `qos` and `all` imply associations. `None` when the file has no such key but
+/// includes others, which may.
+fn associations_enforced(slurm_conf: &str) -> Option<bool> {
+    const IMPLY: [&str; 8] = [
+        "1",
+        "associations",
+        "2",
+        "limits",
+        "safe",
+        "wckeys",
+        "qos",
+        "all",
+    ];
+    match conf_value(slurm_conf, "AccountingStorageEnforce") {
+        (Some(v), _) => Some(
+            v.split(',')
+                .any(|t| IMPLY.iter().any(|a| t.eq_ignore_ascii_case(a))),
+        ),
+        (None, true) => None,
+        (None, false) => Some(false),
     }
 }
 

@@ -38,8 +38,8 @@ pub struct Job {
     /// `--ntasks-per-gpu` (`ntasks_per_tres`): without a GPU option, Slurm gives the job
     /// one GPU per that many tasks, after job_submit has run.
     pub ntasks_per_gpu: Option<u32>,
-    /// `-w` / `ReqNodeList=`: an update that names nodes can grow the job to them.
-    pub req_nodes: Option<String>,
+    /// `-w` / `ReqNodeList=` is given: an update that names nodes can grow the job to them.
+    pub req_nodes: bool,
     /// Some `tres_per_*` or `cpus_per_tres` string is present, GPU or not, empty or not (an
     /// update's `TresPerNode=` with nothing after it clears the GPUs).
     pub tres_set: bool,
@@ -81,7 +81,7 @@ impl Job {
             || self.shared.is_some()
             || self.core_spec.is_some()
             || self.ntasks_per_gpu.is_some()
-            || self.req_nodes.is_some()
+            || self.req_nodes
             || self.tres_set
     }
 

@@ -66,13 +66,17 @@ macro_rules! field {
     };
 }
 
-/// A path-valued field of `slurm_conf`, copied out at once. Only from a thread that holds
+/// A string field of `slurm_conf`, copied out at once. Only from a thread that holds
 /// Slurm's config lock or runs before slurmctld reconfigures (init): the string is freed
 /// and replaced on reconfigure.
-fn path_field(p: Option<*mut c_char>) -> Option<std::path::PathBuf> {
+fn string_field(p: Option<*mut c_char>) -> Option<String> {
     // SAFETY: NULL or a string Slurm owns for as long as this configuration; copied here.
     let s = unsafe { crate::xstr::borrow(p?) }?;
-    Some(std::path::PathBuf::from(s.into_owned()))
+    Some(s.into_owned())
+}
+
+fn path_field(p: Option<*mut c_char>) -> Option<std::path::PathBuf> {
+    string_field(p).map(std::path::PathBuf::from)
 }
 
 /// The slurm.conf the daemon read (`slurmctld -f`, `SLURM_CONF`, or the built-in default).
@@ -90,10 +94,7 @@ pub fn last_update() -> Option<i64> {
 /// `AccountingStorageType` (`accounting_storage/slurmdbd`, `accounting_storage/none`, ...),
 /// copied out. Same rule as the path fields: read it in `init`.
 pub fn accounting_storage_type() -> Option<String> {
-    let p = field!(accounting_storage_type)?;
-    // SAFETY: NULL or a string Slurm owns for as long as this configuration; copied here.
-    let s = unsafe { crate::xstr::borrow(p) }?;
-    Some(s.into_owned())
+    string_field(field!(accounting_storage_type))
 }
 
 /// `StateSaveLocation`: where slurmctld keeps state across restarts.

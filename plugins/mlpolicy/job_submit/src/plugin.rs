@@ -296,16 +296,18 @@ fn read_job(job: &JobDesc<'_>, update: bool, policy: &Policy) -> Result<Job, Rej
     let bad_gres = |e: mlpolicy::gres::BadTres| {
         Rejection::new(rc::ESLURM_INVALID_GRES, format!("mlpolicy: {e}")).with_rule("gres-syntax")
     };
-    let gpus = GpuRequest::counting(
-        &policy.gpu_gres,
-        job.tres_per_job().as_deref(),
-        job.tres_per_node().as_deref(),
-        job.tres_per_socket().as_deref(),
-        job.tres_per_task().as_deref(),
-    )
-    .map_err(bad_gres)?;
-    let cpus_per_gpu = match job.cpus_per_tres() {
-        Some(s) => gpu_entries(&s).map_err(bad_gres)?.first().map(|e| e.count),
+    let tres = [
+        job.tres_per_job(),
+        job.tres_per_node(),
+        job.tres_per_socket(),
+        job.tres_per_task(),
+    ];
+    let [per_job, per_node, per_socket, per_task] = tres.each_ref().map(|t| t.as_deref());
+    let gpus = GpuRequest::counting(&policy.gpu_gres, per_job, per_node, per_socket, per_task)
+        .map_err(bad_gres)?;
+    let cpus_per_tres = job.cpus_per_tres();
+    let cpus_per_gpu = match &cpus_per_tres {
+        Some(s) => gpu_entries(s).map_err(bad_gres)?.first().map(|e| e.count),
         None => None,
     };
     let partition = job.partition().map(|p| p.into_owned());
@@ -330,16 +332,8 @@ fn read_job(job: &JobDesc<'_>, update: bool, policy: &Policy) -> Result<Job, Rej
         min_cpus: job.min_cpus(),
         pn_min_cpus: job.pn_min_cpus().map(u32::from),
         ntasks_per_gpu: job.ntasks_per_tres().map(u32::from),
-        req_nodes: job.req_nodes().map(|r| r.into_owned()),
-        tres_set: [
-            job.tres_per_job(),
-            job.tres_per_node(),
-            job.tres_per_socket(),
-            job.tres_per_task(),
-            job.cpus_per_tres(),
-        ]
-        .iter()
-        .any(Option::is_some),
+        req_nodes: job.req_nodes().is_some(),
+        tres_set: tres.iter().any(Option::is_some) || cpus_per_tres.is_some(),
         cpus_per_gpu,
         time_limit: job.time_limit(),
         shared: job.shared(),

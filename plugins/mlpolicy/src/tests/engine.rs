@@ -579,7 +579,7 @@ fn review_findings_are_judged() {
     assert_eq!(rule_of(&p, &j), Some("cpus-per-gpu"));
     // Updates: ReqNodeList=, an empty TresPerNode=, --ntasks-per-gpu change resources.
     for u in [
-        update(None, |u| u.req_nodes = Some("n[1-3]".into())),
+        update(None, |u| u.req_nodes = true),
         update(None, |u| u.tres_set = true),
         update(None, |u| u.ntasks_per_gpu = Some(1)),
     ] {
