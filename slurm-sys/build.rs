@@ -33,7 +33,7 @@ fn main() {
         .header("wrapper.h")
         .clang_arg(format!("-I{include}"))
         // Only what Slurm declares, not libc's headers that come along.
-        .allowlist_file(r".*/slurm/(slurm|spank|slurm_errno|slurm_version)\.h")
+        .allowlist_file(r".*/slurm/(slurm|spank|slurm_errno|slurm_version|slurmdb)\.h")
         // spank.h declares the hooks a plugin *defines*; declaring them here as imports
         // would be wrong (and a plugin exports them itself).
         .blocklist_function("slurm_spank_.*")
