@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::domains::Accounting;
+
 /// What a partition is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,7 +65,8 @@ fn default_gpu_gres() -> Vec<String> {
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+// PartialEq only: accounting prices are f64.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Appended to every refusal: where the site explains its rules.
@@ -80,6 +83,8 @@ pub struct Policy {
     pub default_cpu_partition: Option<String>,
     #[serde(default)]
     pub partitions: BTreeMap<String, PartitionRules>,
+    /// Accounting domains: how jobs are tagged per set of partitions (none: no tags).
+    pub accounting: Option<Accounting>,
     /// Filled by [`Policy::parse`]: `max_time` in minutes, by partition.
     #[serde(skip)]
     pub max_minutes: BTreeMap<String, u32>,
@@ -99,6 +104,7 @@ impl Default for Policy {
             default_gpu_partition: None,
             default_cpu_partition: None,
             partitions: BTreeMap::new(),
+            accounting: None,
             max_minutes: BTreeMap::new(),
             accounts_enforced: false,
         }
@@ -194,6 +200,10 @@ impl Policy {
                     "a cpu partition cannot have GPU limits".into(),
                 ));
             }
+        }
+        if let Some(a) = &p.accounting {
+            a.check()
+                .map_err(|why| ConfigError(format!("{origin}: {why}")))?;
         }
         let users = std::mem::take(&mut p.admins.users);
         for u in &users {

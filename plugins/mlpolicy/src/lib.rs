@@ -2,6 +2,7 @@
 //!
 //! - [`gres`]: the one parser of GPU requests in `tres_per_*` strings, every release's form;
 //! - [`config`]: the site policy (`mlpolicy.json`), checked when loaded;
+//! - [`domains`]: accounting domains (the `accounting` section): which partitions, which tags;
 //! - [`bounds`]: the most a request can be given (nodes, tasks, GPUs, CPUs per GPU);
 //! - [`engine`]: the rules, a [`engine::Job`] in, a [`engine::Verdict`] out.
 //!
@@ -9,5 +10,6 @@
 
 pub mod bounds;
 pub mod config;
+pub mod domains;
 pub mod engine;
 pub mod gres;
