@@ -129,13 +129,13 @@ fn drains_with_its_prefix_keeps_an_admins_drain_and_resumes_its_own() {
     assert_eq!(
         stdout(&out),
         "ml-healthcheck: n2: DRAIN gpu1 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000001, 00000000:2A:00.0): 2 uncorrectable ECC errors since the last driver load\n\
-         ml-healthcheck: n2: 8 GPUs checked, 1 problem that drains the node; drained: mlhealth: gpu1 ecc uncorrectable=2\n"
+         ml-healthcheck: n2: 8 GPUs checked, 1 problem that drains the node; drained: mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]\n"
     );
     assert_eq!(
         sinfo(&c, "n2"),
         (
             "drained".into(),
-            "mlhealth: gpu1 ecc uncorrectable=2".into()
+            "mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]".into()
         )
     );
     // Still bad: nothing changes; worse: the reason follows.
@@ -151,7 +151,7 @@ fn drains_with_its_prefix_keeps_an_admins_drain_and_resumes_its_own() {
     ok(check(&c, "n2", &worse, &[]));
     assert_eq!(
         sinfo(&c, "n2").1,
-        "mlhealth: gpu1 ecc uncorrectable=2, gpu6 row remap pending"
+        "mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu], gpu6 row remap pending [reset-gpu]"
     );
 
     // An admin's drain is never overwritten, nor lifted.
@@ -179,12 +179,12 @@ fn drains_with_its_prefix_keeps_an_admins_drain_and_resumes_its_own() {
     let out = ok(check(&c, "n2", &good, &[]));
     assert_eq!(
         stdout(&out),
-        "ml-healthcheck: n2: 8 GPUs checked, healthy; resumed (was drained: mlhealth: gpu1 ecc uncorrectable=2, gpu6 row remap pending)\n"
+        "ml-healthcheck: n2: 8 GPUs checked, healthy; resumed (was drained: mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu], gpu6 row remap pending [reset-gpu])\n"
     );
     // 22.05 and 26.05 clear the reason on resume; 24.11 keeps the old text on the idle
     // node (seen by `scontrol show node`, not by `sinfo -R`). 25.x is untested.
     let after_resume = if cfg!(slurm_ge_24_11) && !cfg!(slurm_ge_26_05) {
-        "mlhealth: gpu1 ecc uncorrectable=2, gpu6 row remap pending"
+        "mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu], gpu6 row remap pending [reset-gpu]"
     } else {
         "none"
     };
@@ -194,7 +194,10 @@ fn drains_with_its_prefix_keeps_an_admins_drain_and_resumes_its_own() {
     let out = ok(check(&c, "n1", &bad, &["--dry-run", "--json"]));
     let j: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(j["action"], "drain");
-    assert_eq!(j["reason"], "mlhealth: gpu1 ecc uncorrectable=2");
+    assert_eq!(
+        j["reason"],
+        "mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]"
+    );
     assert_eq!(j["findings"][0]["check"], "ecc");
     assert_eq!(j["findings"][0]["gpu"], 1);
     assert_eq!(sinfo(&c, "n1").0, "idle");
@@ -239,7 +242,7 @@ fn drains_with_its_prefix_keeps_an_admins_drain_and_resumes_its_own() {
         text.contains("ml_healthcheck_findings{node=\"n1\",severity=\"drain\"} 1\n"),
         "{text}"
     );
-    assert!(text.contains("ml_healthcheck_finding{node=\"n1\",check=\"ecc\",gpu=\"1\",severity=\"drain\",reason=\"gpu1 ecc uncorrectable=2\"} 1\n"), "{text}");
+    assert!(text.contains("ml_healthcheck_finding{node=\"n1\",check=\"ecc\",gpu=\"1\",severity=\"drain\",reason=\"gpu1 ecc uncorrectable=2 [reset-gpu]\"} 1\n"), "{text}");
     assert!(
         text.contains("ml_healthcheck_gpus{node=\"n1\"} 8\n"),
         "{text}"
@@ -272,14 +275,14 @@ fn a_critical_xid_keeps_the_node_drained_until_it_reboots() {
     );
     assert_eq!(
         sinfo(&c, "n2"),
-        ("drained".into(), "mlhealth: gpu2 xid79".into())
+        ("drained".into(), "mlhealth: gpu2 xid79 [reboot]".into())
     );
     // The next run finds nothing new in the log, and the node stays drained: the GPU
     // needs a reset or a reboot.
     ok(check(&c, "n2", &good, &[]));
     assert_eq!(
         sinfo(&c, "n2"),
-        ("drained".into(), "mlhealth: gpu2 xid79".into())
+        ("drained".into(), "mlhealth: gpu2 xid79 [reboot]".into())
     );
     // An admin who reset the GPU without a reboot says so; the next run resumes the node.
     ok(check(&c, "n2", &good, &["--forget-xids"]));
@@ -290,7 +293,7 @@ fn a_critical_xid_keeps_the_node_drained_until_it_reboots() {
     ok(check(&c, "n2", &good, &[]));
     assert_eq!(
         sinfo(&c, "n2"),
-        ("drained".into(), "mlhealth: gpu2 xid79".into())
+        ("drained".into(), "mlhealth: gpu2 xid79 [reboot]".into())
     );
 
     // After a reboot (another boot id, a new kernel log) the node is resumed.
@@ -327,7 +330,7 @@ fn the_circuit_breaker_holds_the_drain_of_the_third_of_three_nodes() {
         "--textfile",
         prom.to_str().unwrap(),
     ];
-    let reason = "mlhealth: gpu1 ecc uncorrectable=2";
+    let reason = "mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]";
     for n in ["n1", "n2"] {
         ok(check(&c, n, &bad, &args));
         assert_eq!(sinfo(&c, n), ("drained".into(), reason.into()));
@@ -336,8 +339,8 @@ fn the_circuit_breaker_holds_the_drain_of_the_third_of_three_nodes() {
     assert_eq!(
         stdout(&out),
         "ml-healthcheck: n3: DRAIN gpu1 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000001, 00000000:2A:00.0): 2 uncorrectable ECC errors since the last driver load\n\
-         ml-healthcheck: n3: CIRCUIT BREAKER OPEN: 2 of 3 nodes already carry ml-healthcheck's drain, at most 2 may: n3 is not drained for mlhealth: gpu1 ecc uncorrectable=2; find out why so many nodes fail before resuming any\n\
-         ml-healthcheck: n3: 8 GPUs checked, 1 problem that drains the node; NOT drained (circuit breaker open: 2 of 3 nodes already carry ml-healthcheck's drain, at most 2 may): mlhealth: gpu1 ecc uncorrectable=2\n"
+         ml-healthcheck: n3: CIRCUIT BREAKER OPEN: 2 of 3 nodes already carry ml-healthcheck's drain, at most 2 may: n3 is not drained for mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]; find out why so many nodes fail before resuming any\n\
+         ml-healthcheck: n3: 8 GPUs checked, 1 problem that drains the node; NOT drained (circuit breaker open: 2 of 3 nodes already carry ml-healthcheck's drain, at most 2 may): mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]\n"
     );
     assert_eq!(sinfo(&c, "n3"), ("idle".into(), "none".into()));
     let text = fs::read_to_string(prom.join("ml_healthcheck_n3.prom")).unwrap();
@@ -388,7 +391,7 @@ fn report_mode_and_the_killswitch_change_nothing_in_slurm() {
     );
     let finding = "ml-healthcheck: n1: DRAIN gpu1 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000001, 00000000:2A:00.0): 2 uncorrectable ECC errors since the last driver load\n";
     let drains = "8 GPUs checked, 1 problem that drains the node";
-    let reason = "mlhealth: gpu1 ecc uncorrectable=2";
+    let reason = "mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]";
 
     // Report mode: printed, not done; the prolog passes.
     let out = ok(check(
@@ -520,7 +523,11 @@ fn slurmd_runs_it_as_health_check_program() {
         &snapshot(|v| v["gpus"][7]["nvlinks"][4]["active"] = json!(false)),
     );
     wait_for_node(&c, "n3", "n3 drained by the health check", || {
-        sinfo(&c, "n3") == ("drained".into(), "mlhealth: gpu7 nvlink4 down".into())
+        sinfo(&c, "n3")
+            == (
+                "drained".into(),
+                "mlhealth: gpu7 nvlink4 down [reset-gpu]".into(),
+            )
     });
     // slurmd runs each health check RPC in its own thread (slurmd's _rpc_health_check
     // takes no lock), so a run begun before the snapshot changed may write the file last.
@@ -588,7 +595,7 @@ fn as_prolog_it_sends_the_job_elsewhere_and_as_epilog_it_drains_and_succeeds() {
         sinfo(&c, "n2")
             == (
                 "drained".into(),
-                "mlhealth: gpu1 ecc uncorrectable=2".into(),
+                "mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]".into(),
             )
     });
 }

@@ -14,8 +14,52 @@ use crate::xid::{self, Xid};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The check could not be made (a call failed, a file could not be read, the run's
+    /// deadline passed): reported and exported, but it never drains a node by itself and
+    /// never lifts a drain either.
+    Unknown,
     Warn,
     Drain,
+}
+
+impl Severity {
+    /// As the JSON, the human lines (upper case) and the metric label write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Unknown => "unknown",
+            Severity::Warn => "warn",
+            Severity::Drain => "drain",
+        }
+    }
+}
+
+/// The repair a finding needs, in the words of NVIDIA's XID catalogue resolution buckets
+/// and NVML's GPU recovery action (`RESET_GPU`, `RESTART_BM`/`NODE_REBOOT`) and of
+/// HyperPod (`Action:Reboot`, `Action:Replace`). Ordered: the node needs the most of its
+/// findings' actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Nothing to repair: watch it (a warning, a leftover process, an application fault).
+    Monitor,
+    /// Reset the GPU (`nvidia-smi -r`), or reboot where a reset cannot be done.
+    ResetGpu,
+    /// Reboot the node (the catalogue's `RESTART_BM`).
+    Reboot,
+    /// Hardware to replace (RMA): a reboot does not help.
+    Replace,
+}
+
+impl Action {
+    /// As the JSON writes it, and the tag in a drain reason (`[reboot]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Monitor => "monitor",
+            Action::ResetGpu => "reset-gpu",
+            Action::Reboot => "reboot",
+            Action::Replace => "replace",
+        }
+    }
 }
 
 /// Which slot the run is in.
@@ -119,10 +163,16 @@ pub struct Finding {
     pub check: Check,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu: Option<u32>,
-    /// Short, for the node's drain reason: `gpu3 xid79`.
+    /// The repair this finding needs.
+    pub action: Action,
+    /// Short, for the node's drain reason: `gpu3 xid79 [reboot]` (the action tagged when
+    /// it is more than monitoring).
     pub reason: String,
     /// One line for the admin.
     pub detail: String,
+    /// What was read that made the finding: the values (`ecc_volatile_uncorrected=2`) or
+    /// the kernel log line.
+    pub evidence: String,
 }
 
 /// What the evaluator needs besides the snapshot.
@@ -212,7 +262,23 @@ impl<'a> Out<'a> {
         };
     }
 
-    fn add(&mut self, severity: Severity, check: Check, short: &str, detail: String) {
+    fn add(
+        &mut self,
+        severity: Severity,
+        check: Check,
+        action: Action,
+        short: &str,
+        detail: String,
+        evidence: String,
+    ) {
+        let tagged;
+        let short = match action {
+            Action::Monitor => short,
+            a => {
+                tagged = format!("{short} [{}]", a.name());
+                &tagged
+            }
+        };
         let (gpu, reason, detail) = match self.gpu {
             Some(g) => (
                 Some(g.minor.unwrap_or(g.index)),
@@ -225,8 +291,10 @@ impl<'a> Out<'a> {
             severity,
             check,
             gpu,
+            action,
             reason,
             detail,
+            evidence,
         });
     }
 }
@@ -251,8 +319,10 @@ pub fn judge(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> Judg
             out.add(
                 Drain,
                 Nvml,
+                Action::Reboot,
                 "nvml unavailable",
                 format!("NVML cannot be used ({err}) but this node should have GPUs"),
+                format!("nvml_error={err:?}"),
             );
         }
         return Judgement {
@@ -267,8 +337,10 @@ pub fn judge(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> Judg
             out.add(
                 Drain,
                 GpuCount,
+                Action::Reboot,
                 &format!("gpus {found}/{n}"),
                 format!("NVML sees {found} GPUs, {n} expected"),
+                format!("gpus={found} expect_gpus={n}"),
             );
         }
     }
@@ -287,6 +359,7 @@ pub fn judge(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> Judg
         out.add(
             Drain,
             Xid,
+            xid::action(xid.code),
             &short,
             format!(
                 "XID {} in the kernel log ({} s after boot): {}",
@@ -294,6 +367,7 @@ pub fn judge(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> Judg
                 xid.usec / 1_000_000,
                 xid::describe(&xid.text)
             ),
+            format!("NVRM: Xid (PCI:{}): {}, {}", xid.pci, xid.code, xid.text),
         );
     }
     for g in &snap.gpus {
@@ -315,8 +389,10 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         out.add(
             Drain,
             GpuLost,
+            Action::Reboot,
             "lost",
             "NVML reports the GPU lost (fallen off the bus)".into(),
+            "NVML_ERROR_GPU_IS_LOST".into(),
         );
         return;
     }
@@ -325,8 +401,10 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         out.add(
             Drain,
             GpuError,
+            Action::Reboot,
             "unusable",
             format!("NVML cannot use the GPU: {e}"),
+            format!("error={e:?}"),
         );
         return;
     }
@@ -340,8 +418,10 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         out.add(
             Drain,
             Ecc,
+            Action::ResetGpu,
             &format!("ecc uncorrectable={n}"),
             format!("{n} uncorrectable ECC errors since the last driver load"),
+            format!("ecc_volatile_uncorrected={n}"),
         );
     }
     if let Some(n) = g
@@ -351,8 +431,10 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         out.add(
             Drain,
             RetiredPages,
+            Action::Replace,
             &format!("retired dbe={n}"),
             format!("{n} pages retired for double-bit ECC errors"),
+            format!("retired_pages_dbe={n}"),
         );
     }
     let retired = g.retired_pages_dbe.unwrap_or(0) + g.retired_pages_sbe.unwrap_or(0);
@@ -360,10 +442,16 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         out.add(
             Drain,
             RetiredPages,
+            Action::Replace,
             &format!("retired pages={retired}"),
             format!(
                 "{retired} retired pages, at or above the limit of {}: replace the GPU",
                 cfg.retired_pages_limit
+            ),
+            format!(
+                "retired_pages_dbe={} retired_pages_sbe={}",
+                g.retired_pages_dbe.unwrap_or(0),
+                g.retired_pages_sbe.unwrap_or(0)
             ),
         );
     }
@@ -371,24 +459,30 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         out.add(
             Drain,
             RetiredPages,
+            Action::ResetGpu,
             "retirement pending",
             "a page retirement is pending: the GPU needs a reset".into(),
+            "retired_pages_pending=true".into(),
         );
     }
     if g.remapped_rows_failure == Some(true) {
         out.add(
             Drain,
             RemappedRows,
+            Action::Replace,
             "row remap failed",
             "row remapping failed: replace the GPU".into(),
+            "remapped_rows_failure=true".into(),
         );
     }
     if g.remapped_rows_pending == Some(true) {
         out.add(
             Drain,
             RemappedRows,
+            Action::ResetGpu,
             "row remap pending",
             "a row remapping is pending: the GPU needs a reset".into(),
+            "remapped_rows_pending=true".into(),
         );
     }
     if cfg.pcie_width || cfg.pcie_gen {
@@ -400,8 +494,10 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
                 out.add(
                     Warn,
                     Pcie,
+                    Action::Monitor,
                     &format!("pcie x{w}/x{max}"),
                     format!("PCIe link runs at x{w}, the GPU supports x{max}"),
+                    format!("pcie_width={w} pcie_width_max={max}"),
                 );
             }
         }
@@ -412,8 +508,10 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
                 out.add(
                     Warn,
                     Pcie,
+                    Action::Monitor,
                     &format!("pcie gen{gen}/gen{max}"),
                     format!("PCIe link runs at gen {gen}, the GPU supports gen {max}"),
+                    format!("pcie_gen={gen} pcie_gen_max={max}"),
                 );
             }
         }
@@ -428,8 +526,10 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
             out.add(
                 sev,
                 Nvlink,
+                Action::ResetGpu,
                 &format!("nvlink{} down", l.link),
                 format!("NVLink {} is inactive", l.link),
+                format!("nvlink{} active=false", l.link),
             );
         }
         for (what, n) in [("replay", l.replay_errors), ("recovery", l.recovery_errors)] {
@@ -437,8 +537,10 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
                 out.add(
                     Warn,
                     Nvlink,
+                    Action::Monitor,
                     &format!("nvlink{} {what}={n}", l.link),
                     format!("NVLink {} has {n} {what} errors", l.link),
+                    format!("nvlink{} {what}_errors={n}", l.link),
                 );
             }
         }
@@ -450,8 +552,10 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
                 out.add(
                     Warn,
                     Temperature,
+                    Action::Monitor,
                     &format!("temp {t}C"),
                     format!("{t} C, at or above the slowdown temperature of {max} C"),
+                    format!("temperature_c={t} slowdown_temperature_c={max}"),
                 );
             }
         }
@@ -468,8 +572,10 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
             out.add(
                 Warn,
                 Throttle,
+                Action::Monitor,
                 &format!("throttle {}", hw.join("+")),
                 format!("clocks held down by hardware: {}", hw.join(", ")),
+                format!("throttle_reasons={}", hw.join(",")),
             );
         }
     }
@@ -496,8 +602,10 @@ fn check_busy(out: &mut Out, g: &Gpu, ctx: &Context) {
     out.add(
         Severity::Drain,
         Check::Busy,
+        Action::Monitor,
         "busy",
         format!("compute processes {on}: pid {}", pids.join(", ")),
+        format!("compute_pids={}", pids.join(",")),
     );
 }
 

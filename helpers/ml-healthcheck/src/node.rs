@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn only_our_own_drain_is_changed_or_lifted() {
-        let bad = "mlhealth: gpu1 ecc uncorrectable=2";
+        let bad = "mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]";
         assert_eq!(
             decide(&node("IDLE", None), &ecc_gpu1(), true),
             Action::Drain(bad.into())
@@ -365,7 +365,7 @@ mod tests {
         });
         assert_eq!(
             decide(&ours, &worse, true),
-            Action::UpdateReason(format!("{bad}, gpu6 row remap pending"))
+            Action::UpdateReason(format!("{bad}, gpu6 row remap pending [reset-gpu]"))
         );
         assert_eq!(decide(&ours, &healthy(), true), Action::Resume);
         // A reason of ours left on an undrained node (resumed by an admin) is not a drain.
@@ -401,17 +401,24 @@ mod tests {
         });
         assert_eq!(
             decide(&busy, &ecc, true),
-            Action::UpdateReason("mlhealth: gpu2 ecc uncorrectable=2, gpu1 busy".into())
+            Action::UpdateReason(
+                "mlhealth: gpu2 ecc uncorrectable=2 [reset-gpu], gpu1 busy".into()
+            )
         );
         // A GPU that NVML cannot use is not checked for ECC errors.
-        let ours = node("IDLE+DRAIN", Some("mlhealth: gpu1 ecc uncorrectable=2"));
+        let ours = node(
+            "IDLE+DRAIN",
+            Some("mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]"),
+        );
         let lost = run(&without_jobs(), |v| v["gpus"][1]["lost"] = true.into());
         assert_eq!(
             decide(&ours, &lost, true),
-            Action::UpdateReason("mlhealth: gpu1 lost, gpu1 ecc uncorrectable=2".into())
+            Action::UpdateReason(
+                "mlhealth: gpu1 lost [reboot], gpu1 ecc uncorrectable=2 [reset-gpu]".into()
+            )
         );
         // XIDs without the kernel log are not judged.
-        let xid = node("IDLE+DRAIN", Some("mlhealth: gpu2 xid79"));
+        let xid = node("IDLE+DRAIN", Some("mlhealth: gpu2 xid79 [reboot]"));
         let no_kmsg = Context {
             kmsg_read: false,
             ..without_jobs()

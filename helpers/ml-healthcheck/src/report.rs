@@ -144,10 +144,7 @@ impl Report {
             .map(|w| format!("{p}: warning: {w}"))
             .collect();
         for f in &self.findings {
-            let sev = match f.severity {
-                Severity::Drain => "DRAIN",
-                Severity::Warn => "WARN",
-            };
+            let sev = f.severity.name().to_ascii_uppercase();
             lines.push(format!("{p}: {sev} {}", f.detail));
         }
         if let Some(line) = self.breaker_line() {
@@ -254,10 +251,7 @@ impl Report {
         s.push_str("# HELP ml_healthcheck_finding One finding of the last run.\n# TYPE ml_healthcheck_finding gauge\n");
         for f in &self.findings {
             let gpu = f.gpu.map(|g| g.to_string()).unwrap_or_default();
-            let sev = match f.severity {
-                Severity::Drain => "drain",
-                Severity::Warn => "warn",
-            };
+            let sev = f.severity.name();
             s.push_str(&format!(
                 "ml_healthcheck_finding{{node=\"{node}\",check=\"{}\",gpu=\"{gpu}\",severity=\"{sev}\",reason=\"{}\"}} 1\n",
                 f.check.name(),
@@ -322,8 +316,10 @@ mod tests {
             severity: Severity::Drain,
             check: Check::Ecc,
             gpu: Some(1),
-            reason: "gpu1 ecc uncorrectable=2".into(),
+            action: crate::evaluate::Action::ResetGpu,
+            reason: "gpu1 ecc uncorrectable=2 [reset-gpu]".into(),
             detail: "gpu1: 2 uncorrectable ECC errors since the last driver load".into(),
+            evidence: "ecc_volatile_uncorrected=2".into(),
         };
         Report {
             node: "n2".into(),

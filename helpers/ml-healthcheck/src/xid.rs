@@ -11,6 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::evaluate::Action;
+
 /// One XID line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Xid {
@@ -23,6 +25,16 @@ pub struct Xid {
     pub code: u32,
     /// The rest of the line, for the human report.
     pub text: String,
+}
+
+/// The repair an XID needs (see [`crate::evaluate::Action`]); refined from NVIDIA's
+/// catalogue below.
+pub fn action(code: u32) -> Action {
+    match code {
+        79 | 119 | 120 | 140 => Action::Reboot,
+        48 | 63 | 64 | 92 | 94 | 95 => Action::ResetGpu,
+        _ => Action::Monitor,
+    }
 }
 
 /// The XID in a kernel log message, if it is one.

@@ -75,13 +75,13 @@ fn fewer_gpus_than_expected_drains() {
         expect_gpus: Some(8),
         ..Context::default()
     };
-    assert_eq!(check_ctx(&s, &[], &cfg, &ctx), vec![d("gpus 7/8")]);
+    assert_eq!(check_ctx(&s, &[], &cfg, &ctx), vec![d("gpus 7/8 [reboot]")]);
     // --expect-gpus wins over the config.
     let cfg = Config {
         expect_gpus: Some(4),
         ..Config::default()
     };
-    assert_eq!(check_ctx(&s, &[], &cfg, &ctx), vec![d("gpus 7/8")]);
+    assert_eq!(check_ctx(&s, &[], &cfg, &ctx), vec![d("gpus 7/8 [reboot]")]);
     assert_eq!(check(&s, &cfg), vec![]);
 }
 
@@ -93,7 +93,7 @@ fn no_driver_drains_only_where_gpus_are_expected() {
         expect_gpus: Some(8),
         ..Config::default()
     };
-    assert_eq!(check(&s, &cfg), vec![d("nvml unavailable")]);
+    assert_eq!(check(&s, &cfg), vec![d("nvml unavailable [reboot]")]);
     let f = evaluate(&s, &[], &cfg, &Context::default());
     assert_eq!(
         f[0].detail,
@@ -104,9 +104,12 @@ fn no_driver_drains_only_where_gpus_are_expected() {
 #[test]
 fn a_lost_gpu_drains() {
     let s = with(3, "lost", json!(true));
-    assert_eq!(check(&s, &Config::default()), vec![d("gpu3 lost")]);
+    assert_eq!(check(&s, &Config::default()), vec![d("gpu3 lost [reboot]")]);
     let s = with(2, "error", json!("Unknown Error"));
-    assert_eq!(check(&s, &Config::default()), vec![d("gpu2 unusable")]);
+    assert_eq!(
+        check(&s, &Config::default()),
+        vec![d("gpu2 unusable [reboot]")]
+    );
 }
 
 #[test]
@@ -114,7 +117,7 @@ fn ecc_and_retired_pages_thresholds() {
     let cfg = Config::default();
     assert_eq!(
         check(&with(1, "ecc_volatile_uncorrected", json!(2)), &cfg),
-        vec![d("gpu1 ecc uncorrectable=2")]
+        vec![d("gpu1 ecc uncorrectable=2 [reset-gpu]")]
     );
     let lenient = Config {
         ecc_uncorrected_max: 2,
@@ -130,7 +133,7 @@ fn ecc_and_retired_pages_thresholds() {
     );
     assert_eq!(
         check(&with(4, "retired_pages_dbe", json!(1)), &cfg),
-        vec![d("gpu4 retired dbe=1")]
+        vec![d("gpu4 retired dbe=1 [replace]")]
     );
     // Single-bit retirements alone drain only at the limit (63).
     assert_eq!(
@@ -139,11 +142,11 @@ fn ecc_and_retired_pages_thresholds() {
     );
     assert_eq!(
         check(&with(4, "retired_pages_sbe", json!(63)), &cfg),
-        vec![d("gpu4 retired pages=63")]
+        vec![d("gpu4 retired pages=63 [replace]")]
     );
     assert_eq!(
         check(&with(0, "retired_pages_pending", json!(true)), &cfg),
-        vec![d("gpu0 retirement pending")]
+        vec![d("gpu0 retirement pending [reset-gpu]")]
     );
     // Not supported (Ampere and later do not retire pages): null is no finding.
     assert_eq!(
@@ -157,11 +160,11 @@ fn row_remapping() {
     let cfg = Config::default();
     assert_eq!(
         check(&with(5, "remapped_rows_pending", json!(true)), &cfg),
-        vec![d("gpu5 row remap pending")]
+        vec![d("gpu5 row remap pending [reset-gpu]")]
     );
     assert_eq!(
         check(&with(5, "remapped_rows_failure", json!(true)), &cfg),
-        vec![d("gpu5 row remap failed")]
+        vec![d("gpu5 row remap failed [replace]")]
     );
     // Remapped rows that succeeded are the mechanism working.
     assert_eq!(
@@ -199,12 +202,18 @@ fn nvlinks() {
     let cfg = Config::default();
     let mut v = healthy();
     v["gpus"][7]["nvlinks"][4]["active"] = json!(false);
-    assert_eq!(check(&snap(&v), &cfg), vec![d("gpu7 nvlink4 down")]);
+    assert_eq!(
+        check(&snap(&v), &cfg),
+        vec![d("gpu7 nvlink4 down [reset-gpu]")]
+    );
     let warn_only = Config {
         nvlink_inactive_drains: false,
         ..Config::default()
     };
-    assert_eq!(check(&snap(&v), &warn_only), vec![w("gpu7 nvlink4 down")]);
+    assert_eq!(
+        check(&snap(&v), &warn_only),
+        vec![w("gpu7 nvlink4 down [reset-gpu]")]
+    );
     let mut v = healthy();
     v["gpus"][7]["nvlinks"][2]["replay_errors"] = json!(12);
     v["gpus"][7]["nvlinks"][3]["recovery_errors"] = json!(1);
@@ -269,7 +278,7 @@ fn critical_xids_from_a_real_kernel_log_drain_the_gpu_they_name() {
         f.iter()
             .map(|f| (f.severity, f.reason.as_str()))
             .collect::<Vec<_>>(),
-        vec![(Drain, "gpu2 xid79")]
+        vec![(Drain, "gpu2 xid79 [reboot]")]
     );
     assert_eq!(
         f[0].detail,
@@ -281,14 +290,14 @@ fn critical_xids_from_a_real_kernel_log_drain_the_gpu_they_name() {
     };
     assert_eq!(
         check_ctx(&s, &scan.xids, &all, &Context::default()),
-        vec![d("gpu2 xid79"), d("gpu4 xid13")]
+        vec![d("gpu2 xid79 [reboot]"), d("gpu4 xid13")]
     );
     // A GPU that is gone from NVML is named by its PCI address.
     let mut v = healthy();
     v["gpus"].as_array_mut().unwrap().remove(2);
     assert_eq!(
         check_ctx(&snap(&v), &scan.xids, &cfg, &Context::default()),
-        vec![d("xid79 pci 0000:3a:00")]
+        vec![d("xid79 pci 0000:3a:00 [reboot]")]
     );
 }
 
@@ -301,7 +310,7 @@ fn the_drain_reason_is_short_and_names_the_problems() {
     let f = evaluate(&snap(&v), &[], &Config::default(), &Context::default());
     assert_eq!(
         drain_reason(&f).as_deref(),
-        Some("mlhealth: gpu1 ecc uncorrectable=4, gpu3 lost")
+        Some("mlhealth: gpu1 ecc uncorrectable=4 [reset-gpu], gpu3 lost [reboot]")
     );
     assert_eq!(drain_reason(&[]), None);
     let mut v = healthy();
@@ -317,7 +326,9 @@ fn the_drain_reason_is_short_and_names_the_problems() {
     .unwrap();
     assert!(r.len() <= 100, "{r}");
     assert!(
-        r.starts_with("mlhealth: gpu0 row remap pending, gpu1 row remap pending"),
+        r.starts_with(
+            "mlhealth: gpu0 row remap pending [reset-gpu], gpu1 row remap pending [reset-gpu]"
+        ),
         "{r}"
     );
     assert!(r.ends_with(" more"), "{r}");
