@@ -9,6 +9,7 @@
 //! - [`job_submit::JobDesc`]: a view of `job_desc_msg_t` whose string setters allocate
 //!   with Slurm's allocator ([`xstr`]);
 //! - [`hostlist::HostList`]: Slurm's own hostlist expansion;
+//! - [`assoc`]: slurmctld's association manager (a user's default account);
 //! - [`conf`]: the daemon's slurm.conf (path, last read, a node's `NodeAddr`);
 //! - [`log`]: a `tracing` subscriber that writes through Slurm's log calls.
 
@@ -20,6 +21,7 @@ compile_error!(
      with panic = \"abort\" a panic in a plugin kills the Slurm daemon that loaded it"
 );
 
+pub mod assoc;
 pub mod conf;
 pub mod guard;
 pub mod hostlist;
