@@ -49,6 +49,10 @@ pub struct Job {
     pub shared: Option<u16>,
     /// `--core-spec` / `--thread-spec`: whole nodes, as `--exclusive`.
     pub core_spec: Option<u16>,
+    /// `--wckey` / `WCKey=`.
+    pub wckey: Option<String>,
+    /// `AdminComment=` (only admins may set it; slurmctld refuses others').
+    pub admin_comment: Option<String>,
     /// An update (`scontrol update job`, job_modify): only the fields it changes are set.
     pub update: bool,
 }
@@ -108,6 +112,7 @@ pub enum Code {
     InvalidTimeLimit,
     InvalidNodeCount,
     InvalidCpuCount,
+    InvalidAccount,
     AccessDenied,
 }
 
@@ -524,6 +529,9 @@ fn max_time(c: &Ctx) -> Option<Verdict> {
 ///   MaxTime) is judged against the partitions named, or against the shortest `max_time`
 ///   of the policy when none is named.
 pub fn evaluate_update(policy: &Policy, job: &Job) -> Verdict {
+    if let Some(v) = retag_update(policy, job) {
+        return v;
+    }
     let names: Vec<&str> = job
         .partition
         .as_deref()
@@ -568,6 +576,52 @@ pub fn evaluate_update(policy: &Policy, job: &Job) -> Verdict {
         }
     }
     ACCEPT
+}
+
+/// An update that would change or clear an accounting domain's tag. The job record (its
+/// partition, account and tags now) is opaque to job_modify, so a tag cannot be checked
+/// against the job nor redone for a new partition: where the policy tags, these updates are
+/// refused and the job must be submitted again, where it is tagged afresh.
+/// - `Account=`, `WCKey=`, `AdminComment=`: where a domain tags that field (the account
+///   also where a domain limits `allowed_accounts`: the new one could not be checked);
+/// - `Partition=`: where any domain tags or limits anything (a move may cross domains).
+fn retag_update(policy: &Policy, job: &Job) -> Option<Verdict> {
+    let acct = policy.accounting.as_ref()?;
+    let any = |f: fn(&crate::domains::Domain) -> bool| acct.domains.values().any(f);
+    let account = any(|d| d.tags_account() || d.admin_comment || !d.allowed_accounts.is_empty());
+    let wckey = any(|d| d.wckey);
+    let comment = any(|d| d.admin_comment);
+    let field = [
+        (job.account.is_some() && account, "account", "Account"),
+        (job.wckey.is_some() && wckey, "wckey", "WCKey"),
+        (
+            job.admin_comment.is_some() && comment,
+            "admin_comment",
+            "AdminComment",
+        ),
+    ]
+    .into_iter()
+    .find(|(hit, ..)| *hit);
+    if let Some((_, tag, key)) = field {
+        return Some(refuse(
+            policy,
+            Code::AccessDenied,
+            "update-domain-tag",
+            format!("a job's {key} is its accounting domain's {tag} tag, set at submission, and cannot be changed by an update here: cancel the job and submit it again with the new value (or ask an admin)"),
+        ));
+    }
+    let moves = job.partition.as_deref().is_some_and(|p| !p.is_empty());
+    let tagged = account || wckey || comment;
+    if moves && tagged {
+        let to = job.partition.as_deref().unwrap_or_default();
+        return Some(refuse(
+            policy,
+            Code::AccessDenied,
+            "update-domain-partition",
+            format!("a job cannot be moved to partition {to} by an update here: its accounting domain's tags were set at submission and an update cannot show the job's partition to redo them; cancel the job and submit it again with -p {to} (or ask an admin)"),
+        ));
+    }
+    None
 }
 
 /// An update that names no partition.

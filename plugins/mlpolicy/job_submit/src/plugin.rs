@@ -22,9 +22,10 @@ use std::time::Duration;
 use mlpolicy::config::{self, Policy};
 use mlpolicy::engine::{self, Code, Job, Verdict};
 use mlpolicy::gres::{gpu_entries, GpuRequest};
-use slurm_plugin::conf;
+use mlpolicy::tagging::{self, Submission};
 use slurm_plugin::job_submit::{self, JobDesc, JobSubmitPlugin, Rejection};
 use slurm_plugin::rc;
+use slurm_plugin::{assoc, conf};
 
 pub const FILE_NAME: &str = "mlpolicy.json";
 
@@ -266,18 +267,68 @@ impl MlPolicy {
                 if exempt {
                     tracing::debug!("uid {uid}: exempt from the rules");
                 }
-                if let Some(p) = route_to {
-                    job.set_partition(Some(&p))
-                        .map_err(|e| Rejection::new(rc::ERROR, format!("mlpolicy: {e}")))?;
+                if let Some(p) = &route_to {
+                    job.set_partition(Some(p)).map_err(internal)?;
                     tracing::info!("uid {uid}: job routed to partition {p}");
                 } else {
                     tracing::debug!("uid {uid}: accepted");
+                }
+                if !update {
+                    set_tags(job, &policy, &req, route_to, exempt)?;
                 }
                 Ok(())
             }
             Verdict::Refuse(r) => Err(Rejection::new(code(r.code), r.message).with_rule(r.rule)),
         }
     }
+}
+
+fn internal(e: impl std::fmt::Display) -> Rejection {
+    Rejection::new(rc::ERROR, format!("mlpolicy: {e}"))
+}
+
+/// Tags an accepted submission with its accounting domain (see `mlpolicy::tagging`): the
+/// partitions it may run in are those it names, else where it was routed, else slurmctld's
+/// default; the default account comes from slurmctld's association manager (memory only).
+fn set_tags(
+    job: &mut JobDesc<'_>,
+    policy: &Policy,
+    req: &Job,
+    route_to: Option<String>,
+    exempt: bool,
+) -> Result<(), Rejection> {
+    if policy.accounting.is_none() {
+        return Ok(());
+    }
+    let list = route_to
+        .or_else(|| req.partition.clone().filter(|p| !p.is_empty()))
+        .or_else(|| req.default_partition.clone());
+    let sub = Submission {
+        partitions: list
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+        account: req.account.clone(),
+        exempt,
+    };
+    let uid = req.uid;
+    let tags = tagging::tag(policy, &sub, &|| assoc::default_account(uid))
+        .map_err(|r| Rejection::new(code(r.code), r.message).with_rule(r.rule))?;
+    if let Some(a) = &tags.account {
+        job.set_account(Some(a)).map_err(internal)?;
+    }
+    if let Some(w) = &tags.wckey {
+        job.set_wckey(Some(w)).map_err(internal)?;
+    }
+    if let Some(c) = &tags.admin_comment {
+        job.set_admin_comment(Some(c)).map_err(internal)?;
+    }
+    if let Some(d) = &tags.domain {
+        tracing::debug!(
+            "uid {uid}: domain {d}, account {}",
+            tags.account.as_deref().unwrap_or("as given")
+        );
+    }
+    Ok(())
 }
 
 fn code(c: Code) -> i32 {
@@ -287,6 +338,7 @@ fn code(c: Code) -> i32 {
         Code::InvalidTimeLimit => rc::ESLURM_INVALID_TIME_LIMIT,
         Code::InvalidNodeCount => rc::ESLURM_INVALID_NODE_COUNT,
         Code::InvalidCpuCount => rc::ESLURM_INVALID_CPU_COUNT,
+        Code::InvalidAccount => rc::ESLURM_INVALID_ACCOUNT,
         Code::AccessDenied => rc::ESLURM_ACCESS_DENIED,
     }
 }
@@ -338,6 +390,8 @@ fn read_job(job: &JobDesc<'_>, update: bool, policy: &Policy) -> Result<Job, Rej
         time_limit: job.time_limit(),
         shared: job.shared(),
         core_spec: job.core_spec(),
+        wckey: job.wckey().map(|w| w.into_owned()),
+        admin_comment: job.admin_comment().map(|c| c.into_owned()),
         update,
     })
 }
