@@ -2,13 +2,17 @@
 //! (same owner and mode check, parser and rules, admin user names resolved on this host),
 //! so an admin can check it before `scontrol reconfigure`. When the policy names admin
 //! accounts, it also says whether slurmctld will honour them, as the plugin logs it at
-//! load: only where slurm.conf enforces associations. Exit 0 when it is usable, 1 with the
+//! load: only where slurm.conf enforces associations. With an `accounting` section, it
+//! lists the domains and checks them against that slurm.conf: every domain partition must
+//! be defined there (an error), and it warns where wckey tags lack `TrackWCKey=yes` or
+//! shadow accounts lack association enforcement. Exit 0 when it is usable, 1 with the
 //! reason when not, 2 on a usage error.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use mlpolicy::config::{self, Kind};
+use mlpolicy::domains::{Accounting, Span, ONPREM};
 
 const USAGE: &str = "usage: mlpolicy validate FILE";
 
@@ -36,7 +40,115 @@ fn validate(path: &str) -> Result<String, String> {
         summary.push('\n');
         summary.push_str(&accounts_line(&slurm_conf_for(Path::new(path))));
     }
+    if let Some(a) = &p.accounting {
+        summary.push('\n');
+        summary.push_str(&domains_line(a));
+        let conf = slurm_conf_for(Path::new(path));
+        let (errors, warnings) = match std::fs::read_to_string(&conf) {
+            Ok(text) => check_domains(a, &text, &conf.display().to_string()),
+            Err(e) => (
+                vec![],
+                vec![format!(
+                    "accounting: cannot check the domains against {} (cannot read it: {e})",
+                    conf.display()
+                )],
+            ),
+        };
+        for w in warnings {
+            summary.push_str(&format!("\nwarning: {w}"));
+        }
+        if !errors.is_empty() {
+            return Err(format!(
+                "{path}: {}",
+                errors.join(&format!("\nmlpolicy: {path}: "))
+            ));
+        }
+    }
     Ok(summary)
+}
+
+/// One line per policy on its accounting domains: partitions, tags, span.
+fn domains_line(a: &Accounting) -> String {
+    let mut domains: Vec<String> = a
+        .domains
+        .iter()
+        .map(|(name, d)| {
+            let parts = if d.partitions.is_empty() {
+                "every other partition".to_string()
+            } else {
+                format!("partitions {}", d.partitions.join(","))
+            };
+            let tags: Vec<&str> = [
+                (d.tags_account(), "account"),
+                (d.wckey, "wckey"),
+                (d.admin_comment, "admin_comment"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, t)| *t)
+            .collect();
+            let tags = if tags.is_empty() {
+                "no tags".into()
+            } else {
+                tags.join("+")
+            };
+            format!("{name} ({parts}; {tags})")
+        })
+        .collect();
+    if !a.domains.contains_key(ONPREM) {
+        domains.push(format!("{ONPREM} (every other partition; no tags)"));
+    }
+    let span = match a.span {
+        Span::Refuse => "refused",
+        Span::Untagged => "accepted untagged",
+    };
+    format!(
+        "accounting: {} domain(s): {}; a -p list across domains is {span}",
+        domains.len(),
+        domains.join(", ")
+    )
+}
+
+/// The domains against slurm.conf (`at` names it): errors (a partition slurm.conf does not
+/// define) and warnings (a tag Slurm would not keep or enforce).
+fn check_domains(a: &Accounting, text: &str, at: &str) -> (Vec<String>, Vec<String>) {
+    let (mut errors, mut warnings) = (vec![], vec![]);
+    // One partition per `PartitionName=` line; `PartitionName=DEFAULT` sets defaults.
+    let (defined, includes) = conf_values(text, "PartitionName");
+    for (name, d) in &a.domains {
+        let known = |p: &&String| defined.contains(p) && !p.eq_ignore_ascii_case("DEFAULT");
+        for part in d.partitions.iter().filter(|p| !known(p)) {
+            let line =
+                format!("accounting.domains.{name}.partitions: no partition {part:?} in {at}");
+            if includes {
+                warnings.push(format!(
+                    "{line} (it has Include lines, which may define it)"
+                ));
+            } else {
+                errors.push(line);
+            }
+        }
+    }
+    if a.domains.values().any(|d| d.wckey) && !wckeys_tracked(text) {
+        warnings.push(format!("accounting: wckey tagging is on but {at} lacks TrackWCKey=yes (and slurmdbd.conf needs it too): slurmdbd keeps no wckey usage for sreport"));
+    }
+    let accounts = a
+        .domains
+        .values()
+        .any(|d| d.tags_account() || !d.allowed_accounts.is_empty());
+    if accounts && associations_enforced(text) != Some(true) {
+        warnings.push(format!("accounting: shadow accounts or allowed_accounts are set but {at} lacks AccountingStorageEnforce=associations (or limits, safe, ...): a job runs under an account its user has no association with, and no budget holds it"));
+    }
+    (errors, warnings)
+}
+
+/// `TrackWCKey`, a boolean as Slurm reads one (yes, true, up, 1).
+fn wckeys_tracked(slurm_conf: &str) -> bool {
+    conf_value(slurm_conf, "TrackWCKey").0.is_some_and(|v| {
+        ["yes", "true", "up", "1"]
+            .iter()
+            .any(|y| v.eq_ignore_ascii_case(y))
+    })
 }
 
 /// The slurm.conf whose slurmctld would load this policy: `$SLURM_CONF` when set (as for
@@ -76,7 +188,13 @@ fn accounts_line(slurm_conf: &Path) -> String {
 /// The value of a slurm.conf key as Slurm reads it (case-insensitive key, the last one
 /// wins; `#` starts a comment), and whether the file includes others, which may set it.
 fn conf_value(slurm_conf: &str, key: &str) -> (Option<String>, bool) {
-    let mut value = None;
+    let (mut values, includes) = conf_values(slurm_conf, key);
+    (values.pop(), includes)
+}
+
+/// Every value of a slurm.conf key, in order, and whether the file has Includes.
+fn conf_values(slurm_conf: &str, key: &str) -> (Vec<String>, bool) {
+    let mut values = vec![];
     let mut includes = false;
     for line in slurm_conf.lines() {
         let line = line.split('#').next().unwrap_or_default();
@@ -84,12 +202,12 @@ fn conf_value(slurm_conf: &str, key: &str) -> (Option<String>, bool) {
             includes |= word.eq_ignore_ascii_case("include");
             if let Some((k, v)) = word.split_once('=') {
                 if k.eq_ignore_ascii_case(key) {
-                    value = Some(v.to_string());
+                    values.push(v.to_string());
                 }
             }
         }
     }
-    (value, includes)
+    (values, includes)
 }
 
 /// Whether slurm.conf stores accounting in slurmdbd (`AccountingStorageType`): only then

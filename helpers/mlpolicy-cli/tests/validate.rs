@@ -155,3 +155,63 @@ fn a_policy_others_can_write_is_refused() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The accounting domains against slurm.conf: every domain partition must be defined, and
+/// the tags need TrackWCKey and association enforcement to mean anything.
+#[test]
+fn accounting_domains_are_checked_against_slurm_conf() {
+    let dir = std::env::temp_dir().join(format!("mlpolicy-validate-dom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("slurm.conf");
+    let policy = dir.join("mlpolicy.json");
+    std::fs::write(
+        &policy,
+        r#"{"accounting": {"domains": {
+            "onprem": {"wckey": true},
+            "cloud": {"partitions": ["cloud", "cloud-big"], "account_suffix": "_cloud", "wckey": true, "admin_comment": true}
+        }}}"#,
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    let c = conf.display();
+    std::fs::write(
+        &conf,
+        "ClusterName=c\nAccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageEnforce=associations,limits,safe\nTrackWCKey=yes\nPartitionName=DEFAULT MaxTime=60\nPartitionName=onprem Nodes=ALL Default=YES\nPartitionName=cloud Nodes=ALL\nPartitionName=cloud-big Nodes=ALL # big\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_with(&["validate", p], Some(&conf));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!("{p}: ok: 0 partition rule set(s): ; default partitions: gpu (none), cpu (none); 0 admin uid(s), 0 admin account(s)\naccounting: 2 domain(s): cloud (partitions cloud,cloud-big; account+wckey+admin_comment), onprem (every other partition; wckey); a -p list across domains is refused\n")
+    );
+    // A partition slurm.conf does not define; no TrackWCKey; no association enforcement.
+    std::fs::write(
+        &conf,
+        "ClusterName=c\nPartitionName=onprem Nodes=ALL\n#PartitionName=cloud-big\nPartitionName=cloud Nodes=ALL\nTrackWCKey=no\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_with(&["validate", p], Some(&conf));
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        format!("mlpolicy: {p}: accounting.domains.cloud.partitions: no partition \"cloud-big\" in {c}\n")
+    );
+    std::fs::write(
+        &conf,
+        "ClusterName=c\nPartitionName=onprem Nodes=ALL\nPartitionName=cloud Nodes=ALL\nTrackWCKey=no\nInclude /etc/slurm/parts.conf\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_with(&["validate", p], Some(&conf));
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = out.lines().skip(2).collect();
+    assert_eq!(
+        warnings,
+        [
+            format!("warning: accounting.domains.cloud.partitions: no partition \"cloud-big\" in {c} (it has Include lines, which may define it)"),
+            format!("warning: accounting: wckey tagging is on but {c} lacks TrackWCKey=yes (and slurmdbd.conf needs it too): slurmdbd keeps no wckey usage for sreport"),
+            format!("warning: accounting: shadow accounts or allowed_accounts are set but {c} lacks AccountingStorageEnforce=associations (or limits, safe, ...): a job runs under an account its user has no association with, and no budget holds it"),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
