@@ -97,6 +97,11 @@ pub fn accounting_storage_type() -> Option<String> {
     string_field(field!(accounting_storage_type))
 }
 
+/// `ClusterName`, copied out.
+pub fn cluster_name() -> Option<String> {
+    string_field(field!(cluster_name))
+}
+
 /// `StateSaveLocation`: where slurmctld keeps state across restarts.
 pub fn state_save_location() -> Option<std::path::PathBuf> {
     path_field(field!(state_save_location))

@@ -11,7 +11,9 @@
 //! - [`hostlist::HostList`]: Slurm's own hostlist expansion;
 //! - [`assoc`]: slurmctld's association manager (a user's default account);
 //! - [`conf`]: the daemon's slurm.conf (path, last read, a node's `NodeAddr`);
-//! - [`log`]: a `tracing` subscriber that writes through Slurm's log calls.
+//! - [`log`]: a `tracing` subscriber that writes through Slurm's log calls;
+//! - `slurmdb` (feature `slurmdb`, helpers only): slurmdbd job records and slurmctld's
+//!   association usage, copied into plain values.
 
 // The FFI guard stops a panic at the extern "C" edge with catch_unwind; under
 // panic = "abort" there is nothing to catch and any panic kills slurmctld or slurmstepd.
@@ -28,6 +30,8 @@ pub mod hostlist;
 pub mod job_submit;
 pub mod log;
 pub mod rc;
+#[cfg(feature = "slurmdb")]
+pub mod slurmdb;
 pub mod spank;
 pub mod xstr;
 
