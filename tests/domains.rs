@@ -1,0 +1,356 @@
+//! Accounting domains in the mlpolicy job_submit plugin, on a real slurmctld + slurmdbd +
+//! MariaDB: jobs are tagged (shadow account, wckey, admin_comment) as sacct shows them,
+//! accounts outside `allowed_accounts` are refused, a `-p` list across domains follows
+//! `span`, updates cannot untag, and a job with no `-A` gets its default account's shadow.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use local_cluster::{cargo_artifact, ensure_user, Cluster, Options, User};
+
+const POLICY: &str = r#"{
+  "accounting": {
+    "span": "refuse",
+    "domains": {
+      "onprem": { "wckey": true, "admin_comment": true },
+      "cloud": {
+        "partitions": ["cloud"],
+        "account_suffix": "_cloud",
+        "wckey": true,
+        "admin_comment": true,
+        "allowed_accounts": ["proj"],
+        "contact": "hpc-help@example.org"
+      }
+    }
+  }
+}
+"#;
+
+fn cluster() -> Cluster {
+    let plugin = cargo_artifact("libjob_submit_mlpolicy.so").unwrap_or_else(|e| panic!("{e}"));
+    start(Options {
+        accounting: true,
+        nodes: 2,
+        job_submit_plugins: vec![plugin],
+        extra_slurm_conf: vec![
+            "PartitionName=onprem Nodes=n[1-2] State=UP".into(),
+            "PartitionName=cloud Nodes=n[1-2] State=UP".into(),
+            "AccountingStorageEnforce=associations,limits,safe".into(),
+            "TrackWCKey=yes".into(),
+        ],
+        extra_files: vec![("mlpolicy.json".into(), POLICY.into())],
+        ..Options::default()
+    })
+}
+
+/// `sacctmgr -i ARGS... cluster=NAME`.
+fn sacctmgr(c: &Cluster, args: &[&str]) {
+    let cluster = format!("cluster={}", c.cluster_name());
+    let mut all = vec!["-i"];
+    all.extend_from_slice(args);
+    all.push(&cluster);
+    ok(c.run("sacctmgr", &all).unwrap());
+}
+
+/// The accounts and users: `member` in proj (default) and proj_cloud, `outsider` in other
+/// (default) and other_cloud. Waits until slurmctld's association manager has them.
+fn associations(c: &Cluster, member: &User, outsider: &User) {
+    sacctmgr(c, &["add", "account", "proj,proj_cloud,other,other_cloud"]);
+    sacctmgr(
+        c,
+        &[
+            "add",
+            "user",
+            &member.name,
+            "account=proj,proj_cloud",
+            "defaultaccount=proj",
+        ],
+    );
+    sacctmgr(
+        c,
+        &[
+            "add",
+            "user",
+            &outsider.name,
+            "account=other,other_cloud",
+            "defaultaccount=other",
+        ],
+    );
+    // slurmdbd pushes new associations to slurmctld asynchronously.
+    for u in [member, outsider] {
+        let last = std::cell::RefCell::new(String::new());
+        wait_for(
+            "the user's associations in slurmctld",
+            Duration::from_secs(30),
+            || {
+                let out = c
+                    .run_as(
+                        u,
+                        "sbatch",
+                        ["-H", "-o", "/dev/null", "-p", "onprem", "--wrap", "true"],
+                    )
+                    .unwrap();
+                *last.borrow_mut() = stderr(&out);
+                if out.status.success() {
+                    let id = stdout(&out);
+                    let id = id.trim().rsplit(' ').next().unwrap_or_default();
+                    let _ = c.run("scancel", [id]);
+                }
+                out.status.success()
+            },
+            || {
+                format!(
+                    "last sbatch: {}\nslurmctld log:\n{}",
+                    last.borrow(),
+                    c.log("slurmctld")
+                )
+            },
+        );
+    }
+}
+
+/// Runs `--wrap true` as `user` with `args` and waits for it to complete.
+fn run_job(c: &Cluster, user: &User, args: &[&str]) -> u32 {
+    let mut all = vec!["-o", "/dev/null"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--wrap", "true"]);
+    let job = c.sbatch(Some(user), &all).unwrap();
+    assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
+    job
+}
+
+/// sacct's `Partition|Account|WCKey|AdminComment` of a completed job, once slurmdbd has
+/// its full record.
+fn sacct_tags(c: &Cluster, job: u32) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = ok(c
+            .run(
+                "sacct",
+                [
+                    "-n",
+                    "-X",
+                    "-P",
+                    "-j",
+                    &job.to_string(),
+                    "-o",
+                    "State,Partition,Account,WCKey,AdminComment",
+                ],
+            )
+            .unwrap());
+        let text = stdout(&out);
+        // The row can exist for a moment before its full record (no partition yet).
+        if let Some(rest) = text.trim().strip_prefix("COMPLETED|") {
+            if !rest.starts_with('|') && !rest.ends_with('|') {
+                return rest.to_string();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sacct never showed job {job} completed and tagged; last output: {text:?}\nslurmdbd log:\n{}",
+            c.log("slurmdbd")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `program args` as `user` fails, and its stderr has `line`.
+fn refused(c: &Cluster, user: &User, program: &str, args: &[&str], line: &str) {
+    let out = c.run_as(user, program, args).unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{program} {args:?} was accepted");
+    assert!(
+        err.contains(line),
+        "{program} {args:?}:\n{err}\nwanted: {line}"
+    );
+}
+
+fn held(c: &Cluster, user: &User, args: &[&str]) -> u32 {
+    let mut all = vec!["-H", "-o", "/dev/null"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--wrap", "true"]);
+    c.sbatch(Some(user), &all).unwrap()
+}
+
+const CLOUD_TAG: &str = r#"{"mlpolicy":{"domain":"cloud","account":"proj"}}"#;
+
+#[test]
+fn jobs_are_tagged_with_their_domain() {
+    let c = cluster();
+    let member = ensure_user("mltest-a").unwrap();
+    let outsider = ensure_user("mltest-e1").unwrap();
+    associations(&c, &member, &outsider);
+
+    // Cloud: charged to the shadow account, with the domain's wckey and admin_comment.
+    let job = run_job(&c, &member, &["-p", "cloud", "-A", "proj"]);
+    assert_eq!(
+        sacct_tags(&c, job),
+        format!("cloud|proj_cloud|cloud|{CLOUD_TAG}")
+    );
+    // No -A: the user's default account (proj), found in slurmctld's association manager.
+    let job = run_job(&c, &member, &["-p", "cloud"]);
+    assert_eq!(
+        sacct_tags(&c, job),
+        format!("cloud|proj_cloud|cloud|{CLOUD_TAG}")
+    );
+    // On premises: the account stays, the onprem tags are set; naming the cloud shadow
+    // there is charged back to its parent.
+    let onprem = r#"onprem|proj|onprem|{"mlpolicy":{"domain":"onprem","account":"proj"}}"#;
+    let job = run_job(&c, &member, &["-p", "onprem", "-A", "proj"]);
+    assert_eq!(sacct_tags(&c, job), onprem);
+    let job = run_job(&c, &member, &["-p", "onprem", "-A", "proj_cloud"]);
+    assert_eq!(sacct_tags(&c, job), onprem);
+    // No -p: slurmctld's default partition (debug), in no domain: onprem.
+    let job = run_job(&c, &outsider, &[]);
+    assert_eq!(
+        sacct_tags(&c, job),
+        r#"debug|other|onprem|{"mlpolicy":{"domain":"onprem","account":"other"}}"#
+    );
+
+    // An account outside allowed_accounts, named or by default.
+    let denied = "sbatch: error: mlpolicy: account other may not use the cloud domain (partitions cloud); ask hpc-help@example.org\n";
+    refused(
+        &c,
+        &outsider,
+        "sbatch",
+        &["-H", "-p", "cloud", "-A", "other", "--wrap", "true"],
+        denied,
+    );
+    refused(
+        &c,
+        &outsider,
+        "sbatch",
+        &["-H", "-p", "cloud", "--wrap", "true"],
+        denied,
+    );
+    refused(
+        &c,
+        &outsider,
+        "srun",
+        &["-p", "cloud", "true"],
+        "srun: error: mlpolicy: account other may not use the cloud domain (partitions cloud); ask hpc-help@example.org\n",
+    );
+
+    // -p across domains, span = refuse.
+    refused(
+        &c,
+        &member,
+        "sbatch",
+        &["-H", "-p", "onprem,cloud", "--wrap", "true"],
+        "sbatch: error: mlpolicy: partitions onprem,cloud lie in more than one accounting domain (onprem, cloud), whose usage is accounted apart: submit to one domain's partitions (-p onprem or -p cloud)\n",
+    );
+
+    // Updates cannot untag: account, wckey, partition.
+    let job = held(&c, &member, &["-p", "cloud"]);
+    let id = format!("jobid={job}");
+    for (arg, key, tag) in [
+        ("account=proj", "Account", "account"),
+        ("wckey=", "WCKey", "wckey"),
+        ("wckey=onprem", "WCKey", "wckey"),
+    ] {
+        let out = c.run_as(&member, "scontrol", ["update", &id, arg]).unwrap();
+        assert!(!out.status.success(), "{arg} was accepted");
+        let err = stderr(&out);
+        // job_modify gained err_msg in 23.02: from then on the user sees the reason.
+        #[cfg(slurm_ge_23_02)]
+        assert!(
+            err.contains(&format!("mlpolicy: a job's {key} is its accounting domain's {tag} tag, set at submission, and cannot be changed by an update here: cancel the job and submit it again with the new value (or ask an admin)")),
+            "{arg}: {err}"
+        );
+        let _ = (key, tag);
+        assert!(err.contains("Access/permission denied"), "{arg}: {err}");
+    }
+    let out = c
+        .run_as(&member, "scontrol", ["update", &id, "partition=onprem"])
+        .unwrap();
+    assert!(!out.status.success(), "partition=onprem was accepted");
+    #[cfg(slurm_ge_23_02)]
+    assert!(
+        stderr(&out).contains("mlpolicy: a job cannot be moved to partition onprem by an update here: its accounting domain's tags were set at submission and an update cannot show the job's partition to redo them; cancel the job and submit it again with -p onprem (or ask an admin)"),
+        "{}",
+        stderr(&out)
+    );
+    let log = c.log("slurmctld");
+    for rule in ["update-domain-tag", "update-domain-partition"] {
+        assert!(
+            log.contains(&format!(
+                "job_submit/mlpolicy: job_modify refused for uid {} by rule {rule}",
+                member.uid
+            )),
+            "{log}"
+        );
+    }
+    // The tags stayed.
+    for (field, want) in [
+        ("Account", "proj_cloud"),
+        ("Partition", "cloud"),
+        ("WCKey", "cloud"),
+        ("AdminComment", CLOUD_TAG),
+    ] {
+        assert_eq!(
+            c.job_field(job, field).unwrap().as_deref(),
+            Some(want),
+            "{field}"
+        );
+    }
+    ok(c.run("scancel", [job.to_string()]).unwrap());
+
+    // span = untagged: the same list is accepted, with no domain tag.
+    let path = c.dir().join("mlpolicy.json");
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(
+        &path,
+        POLICY.replace(r#""span": "refuse""#, r#""span": "untagged""#),
+    )
+    .unwrap();
+    ok(c.run("scontrol", ["reconfigure"]).unwrap());
+    let spanning = [
+        "-H",
+        "-o",
+        "/dev/null",
+        "-p",
+        "onprem,cloud",
+        "--wrap",
+        "true",
+    ];
+    let job = std::cell::Cell::new(0);
+    wait_for(
+        "the untagged span policy in force",
+        Duration::from_secs(30),
+        || {
+            let out = c.run_as(&member, "sbatch", spanning).unwrap();
+            let id = stdout(&out);
+            job.set(
+                id.trim()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .parse()
+                    .unwrap_or(0),
+            );
+            out.status.success()
+        },
+        || format!("slurmctld log:\n{}", c.log("slurmctld")),
+    );
+    let job = job.get();
+    assert_eq!(
+        c.job_field(job, "Partition").unwrap().as_deref(),
+        Some("onprem,cloud")
+    );
+    assert_eq!(
+        c.job_field(job, "Account").unwrap().as_deref(),
+        Some("proj")
+    );
+    assert_eq!(c.job_field(job, "AdminComment").unwrap(), None);
+    ok(c.run("scancel", [job.to_string()]).unwrap());
+    // Still only for accounts the cloud domain allows.
+    refused(
+        &c,
+        &outsider,
+        "sbatch",
+        &["-H", "-p", "onprem,cloud", "--wrap", "true"],
+        "sbatch: error: mlpolicy: account other may not use the cloud domain (partitions cloud); ask hpc-help@example.org\n",
+    );
+}
