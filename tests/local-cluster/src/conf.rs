@@ -24,6 +24,27 @@ pub struct ConfInputs {
     pub health_check: Option<(PathBuf, u32)>,
     pub accounting: Option<AccountingInputs>,
     pub extra_lines: Vec<String>,
+    /// `State=CLOUD` nodes `cloud-1`..`cloud-N` in a `cloud` partition, powered up and
+    /// down by Slurm's power saving; `None`: no cloud nodes (nothing below is written).
+    pub cloud: Option<CloudInputs>,
+    /// `TRESBillingWeights` per partition (`debug`, `cloud`): (partition, weights).
+    pub billing_weights: Vec<(String, String)>,
+}
+
+/// The cloud nodes and their power-saving programs and timers.
+#[derive(Debug, Clone)]
+pub struct CloudInputs {
+    /// One slurmd port per cloud node.
+    pub ports: Vec<u16>,
+    pub resume_program: PathBuf,
+    pub suspend_program: PathBuf,
+    /// Seconds a cloud node stays idle before it is powered down (set on the `cloud`
+    /// partition only, so on-premises nodes are never power-saved).
+    pub suspend_time: u32,
+    /// Seconds from the SuspendProgram to the node counting as powered down.
+    pub suspend_timeout: u32,
+    /// Seconds a resumed node has to register before it is set DOWN.
+    pub resume_timeout: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +66,38 @@ impl ConfInputs {
             1 => "n1".to_string(),
             n => format!("n[1-{n}]"),
         }
+    }
+
+    /// The `i`th cloud node (0-based): `cloud-1`, `cloud-2`, ...
+    pub fn cloud_node_name(i: usize) -> String {
+        format!("cloud-{}", i + 1)
+    }
+
+    /// The cloud nodes as a Slurm hostlist (`cloud-[1-2]`); empty without cloud nodes.
+    pub fn cloud_node_list(&self) -> String {
+        match self.cloud.as_ref().map_or(0, |c| c.ports.len()) {
+            0 => String::new(),
+            1 => "cloud-1".to_string(),
+            n => format!("cloud-[1-{n}]"),
+        }
+    }
+
+    /// Every node name, on-premises first: what gres.conf and the device files cover.
+    pub fn all_node_names(&self) -> Vec<String> {
+        let cloud = self.cloud.as_ref().map_or(0, |c| c.ports.len());
+        (0..self.slurmd_ports.len())
+            .map(Self::node_name)
+            .chain((0..cloud).map(Self::cloud_node_name))
+            .collect()
+    }
+
+    /// ` TRESBillingWeights="..."` for `partition`, or nothing.
+    fn billing(&self, partition: &str) -> String {
+        self.billing_weights
+            .iter()
+            .find(|(p, _)| p == partition)
+            .map(|(_, w)| format!(" TRESBillingWeights=\"{w}\""))
+            .unwrap_or_default()
     }
 
     /// Where node `name`'s placeholder GPU device files live.
@@ -152,21 +205,136 @@ pub fn slurm_conf(c: &ConfInputs) -> String {
     } else {
         String::new()
     };
-    for (i, port) in c.slurmd_ports.iter().enumerate() {
-        line(format!(
-            "NodeName={} NodeHostname={} NodeAddr=127.0.0.1 Port={port} CPUs={cpus} Boards=1 SocketsPerBoard=1 \
-             CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={mem}{gres} State=UNKNOWN",
-            ConfInputs::node_name(i),
+    if let Some(cloud) = &c.cloud {
+        for l in power_save_lines(cloud) {
+            line(l);
+        }
+    }
+    let node_line = |name: String, port: u16, state: &str| {
+        format!(
+            "NodeName={name} NodeHostname={} NodeAddr=127.0.0.1 Port={port} CPUs={cpus} Boards=1 SocketsPerBoard=1 \
+             CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={mem}{gres} State={state}",
             c.hostname,
             cpus = c.cpus_per_node,
             mem = c.memory_mb,
-        ));
+        )
+    };
+    for (i, port) in c.slurmd_ports.iter().enumerate() {
+        line(node_line(ConfInputs::node_name(i), *port, "UNKNOWN"));
+    }
+    if let Some(cloud) = &c.cloud {
+        for (i, port) in cloud.ports.iter().enumerate() {
+            line(node_line(ConfInputs::cloud_node_name(i), *port, "CLOUD"));
+        }
     }
     line(format!(
-        "PartitionName=debug Nodes={} Default=YES MaxTime=INFINITE State=UP",
-        c.node_list()
+        "PartitionName=debug Nodes={} Default=YES MaxTime=INFINITE State=UP{}",
+        c.node_list(),
+        c.billing("debug")
     ));
+    if let Some(cloud) = &c.cloud {
+        // The power-saving timers are the partition's: the on-premises nodes keep the
+        // cluster's SuspendTime (INFINITE, never power-saved).
+        line(format!(
+            "PartitionName=cloud Nodes={} MaxTime=INFINITE State=UP SuspendTime={} SuspendTimeout={} ResumeTimeout={}{}",
+            c.cloud_node_list(),
+            cloud.suspend_time,
+            cloud.suspend_timeout,
+            cloud.resume_timeout,
+            c.billing("cloud")
+        ));
+    }
     s
+}
+
+/// The cluster-wide power-saving lines for cloud nodes (checked in slurm.conf.5 and
+/// src/slurmctld/power_save.c of 22.05, 24.11 and 26.05).
+fn power_save_lines(cloud: &CloudInputs) -> Vec<String> {
+    vec![
+        // 22.05 hides powered-down cloud nodes from sinfo, even from root, without it;
+        // from 23.02 they are shown and the word is ignored (no error).
+        "PrivateData=cloud".into(),
+        format!("ResumeProgram={}", p(&cloud.resume_program)),
+        format!("SuspendProgram={}", p(&cloud.suspend_program)),
+        // Nodes per minute; 0 is no limit.
+        "ResumeRate=0".into(),
+        "SuspendRate=0".into(),
+        // The power-save thread looks every second instead of every 10 (a test waits on
+        // it); idle_on_node_suspend lets a node that failed be resumed again later.
+        // No cloud_dns: cloud-N does not resolve, the NodeAddr lines and the slurmd's
+        // registration give the address.
+        "SlurmctldParameters=idle_on_node_suspend,power_save_interval=1,power_save_min_interval=0"
+            .into(),
+    ]
+}
+
+/// The cloud nodes' power-saving programs: the local stand-in for a cloud plugin's
+/// resume/suspend programs (AWS's resume.py launches an EC2 instance per node of the
+/// hostlist; here each node is a `slurmd -N <node>` process on this machine).
+#[derive(Debug, Clone)]
+pub struct PowerSaveScripts {
+    pub dir: PathBuf,
+    pub slurmd: PathBuf,
+    pub scontrol: PathBuf,
+}
+
+impl PowerSaveScripts {
+    fn header(&self, what: &str) -> String {
+        format!(
+            "#!/bin/bash\n\
+             # Written by local-cluster: the {what} of this cluster's State=CLOUD nodes.\n\
+             # $1 is a Slurm hostlist (cloud-[1-2]); slurmctld gives only SLURM_CONF and no\n\
+             # output: paths are absolute, everything is logged.\n\
+             set -u\n\
+             PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
+             exec </dev/null >>{log} 2>&1\n\
+             echo \"$(date +%FT%T) {what} $1\"\n\
+             nodes=$({scontrol} show hostnames \"$1\") || exit 1\n",
+            log = p(&self.dir.join(crate::layout::POWER_SAVE_LOG)),
+            scontrol = p(&self.scontrol),
+        )
+    }
+
+    /// Starts one slurmd per node. Without `-D` slurmd daemonizes into its own session,
+    /// out of the program's process group (which 24.11+ kills when the program exits),
+    /// and writes its pid file (SlurmdPidFile), by which the suspend program and
+    /// `stop` find it. `-b` reports the node booted when slurmd started: slurmctld ignores
+    /// a powering-up node's registration while its boot time is older than the resume
+    /// request (waiting_for_node_boot, node_mgr.c), and this machine booted long ago.
+    pub fn resume(&self) -> String {
+        format!(
+            "{}for node in $nodes; do\n\
+             \x20 {slurmd} -b -N \"$node\" -f {conf} >>{dir}/log/slurmd-\"$node\".out 2>&1 \\\n\
+             \x20   || echo \"slurmd -N $node failed: $?\"\n\
+             done\n",
+            self.header("ResumeProgram"),
+            slurmd = p(&self.slurmd),
+            conf = p(&self.dir.join(crate::layout::SLURM_CONF)),
+            dir = p(&self.dir),
+        )
+    }
+
+    /// Stops each node's slurmd (only a slurmd of this cluster: its pid file may be
+    /// stale) and waits until it is gone, as a cloud plugin terminates the instance.
+    pub fn suspend(&self) -> String {
+        format!(
+            "{}# Running and not a zombie (a daemon's parent may be slow to reap it).\n\
+             alive() {{ [ -e /proc/\"$1\" ] && ! grep -q '^State:[[:space:]]*Z' /proc/\"$1\"/status 2>/dev/null; }}\n\
+             for node in $nodes; do\n\
+             \x20 pid=$(cat {dir}/run/slurmd-\"$node\".pid 2>/dev/null) || continue\n\
+             \x20 [ \"$(cat /proc/\"$pid\"/comm 2>/dev/null)\" = slurmd ] || continue\n\
+             \x20 tr '\\0' ' ' </proc/\"$pid\"/cmdline | grep -qF -- {conf} || continue\n\
+             \x20 kill -TERM \"$pid\"\n\
+             \x20 for _ in $(seq 100); do alive \"$pid\" || break; sleep 0.1; done\n\
+             \x20 alive \"$pid\" && kill -KILL \"$pid\"\n\
+             \x20 echo \"stopped slurmd -N $node (pid $pid)\"\n\
+             done\n\
+             exit 0\n",
+            self.header("SuspendProgram"),
+            dir = p(&self.dir),
+            conf = p(&self.dir.join(crate::layout::SLURM_CONF)),
+        )
+    }
 }
 
 /// `gres.conf`: placeholder device files per node, so `--gpus` schedules for real and
@@ -176,8 +344,7 @@ pub fn gres_conf(c: &ConfInputs) -> String {
     if c.gpus_per_node == 0 {
         return s;
     }
-    for i in 0..c.slurmd_ports.len() {
-        let node = ConfInputs::node_name(i);
+    for node in c.all_node_names() {
         let _ = writeln!(
             s,
             "NodeName={node} Name=gpu File={}/nvidia[0-{}]",
@@ -265,6 +432,8 @@ mod tests {
             health_check: None,
             accounting: None,
             extra_lines: vec!["DebugFlags=Gres".into()],
+            cloud: None,
+            billing_weights: Vec::new(),
         }
     }
 
@@ -321,6 +490,81 @@ mod tests {
         c.gpus_per_node = 0;
         assert_eq!(gres_conf(&c), "AutoDetect=off\n");
         assert!(!slurm_conf(&c).contains("Gres=gpu"));
+    }
+
+    fn cloud_inputs() -> ConfInputs {
+        let mut c = inputs();
+        c.cloud = Some(CloudInputs {
+            ports: vec![7011, 7012],
+            resume_program: "/tmp/lc/bin/cloud-resume".into(),
+            suspend_program: "/tmp/lc/bin/cloud-suspend".into(),
+            suspend_time: 5,
+            suspend_timeout: 6,
+            resume_timeout: 60,
+        });
+        c.billing_weights = vec![
+            ("debug".into(), "CPU=1.0,GRES/gpu=100".into()),
+            ("cloud".into(), "CPU=4.0,GRES/gpu=400".into()),
+        ];
+        c
+    }
+
+    #[test]
+    fn cloud_nodes_partition_and_power_saving() {
+        let c = cloud_inputs();
+        let s = slurm_conf(&c);
+        assert!(s.contains("NodeName=cloud-2 NodeHostname=vm NodeAddr=127.0.0.1 Port=7012 CPUs=8 "));
+        assert!(s.contains(" Gres=gpu:8 State=CLOUD\n"), "{s}");
+        assert!(s.contains(
+            "PartitionName=debug Nodes=n[1-3] Default=YES MaxTime=INFINITE State=UP TRESBillingWeights=\"CPU=1.0,GRES/gpu=100\"\n"
+        ));
+        assert!(s.ends_with(
+            "PartitionName=cloud Nodes=cloud-[1-2] MaxTime=INFINITE State=UP SuspendTime=5 SuspendTimeout=6 ResumeTimeout=60 TRESBillingWeights=\"CPU=4.0,GRES/gpu=400\"\n"
+        ), "{s}");
+        assert!(s.contains(
+            "ResumeProgram=/tmp/lc/bin/cloud-resume\nSuspendProgram=/tmp/lc/bin/cloud-suspend\n"
+        ));
+        // Never a cluster-wide SuspendTime: on-premises nodes are not power-saved.
+        assert!(!s.contains("\nSuspendTime="));
+        assert_eq!(c.all_node_names(), ["n1", "n2", "n3", "cloud-1", "cloud-2"]);
+        assert!(gres_conf(&c)
+            .ends_with("NodeName=cloud-2 Name=gpu File=/tmp/lc/dev/cloud-2/nvidia[0-7]\n"));
+    }
+
+    #[test]
+    fn no_cloud_lines_by_default() {
+        let s = slurm_conf(&inputs());
+        for word in [
+            "CLOUD",
+            "cloud",
+            "ResumeProgram",
+            "TRESBillingWeights",
+            "SlurmctldParameters",
+        ] {
+            assert!(!s.contains(word), "{word} in {s}");
+        }
+    }
+
+    #[test]
+    fn power_save_programs() {
+        let sc = PowerSaveScripts {
+            dir: "/tmp/lc".into(),
+            slurmd: "/usr/sbin/slurmd".into(),
+            scontrol: "/usr/bin/scontrol".into(),
+        };
+        let r = sc.resume();
+        assert!(r.starts_with("#!/bin/bash\n"));
+        assert!(
+            r.contains("nodes=$(/usr/bin/scontrol show hostnames \"$1\") || exit 1\n"),
+            "{r}"
+        );
+        assert!(r.contains("  /usr/sbin/slurmd -b -N \"$node\" -f /tmp/lc/slurm.conf >>/tmp/lc/log/slurmd-\"$node\".out 2>&1"), "{r}");
+        let s = sc.suspend();
+        assert!(
+            s.contains("pid=$(cat /tmp/lc/run/slurmd-\"$node\".pid 2>/dev/null) || continue\n"),
+            "{s}"
+        );
+        assert!(s.contains("  kill -TERM \"$pid\"\n"), "{s}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub use conf::{ConfInputs, PlugstackEntry};
+pub use conf::{CloudInputs, ConfInputs, PlugstackEntry};
 pub use users::{ensure_user, User};
 
 /// An error with everything needed to see why: the step that failed and log tails.
@@ -78,6 +78,16 @@ pub struct Options {
     pub cluster_name: Option<String>,
     /// How long to wait for every node to be idle.
     pub start_timeout: Duration,
+    /// `State=CLOUD` nodes `cloud-1`..`cloud-N` in a `cloud` partition (same CPUs, memory
+    /// and GPUs as the others). Not started with the cluster: Slurm's power saving runs
+    /// the cluster's ResumeProgram, which starts `slurmd -N cloud-N`, and its
+    /// SuspendProgram, which stops it, as a cloud plugin launches and ends instances.
+    pub cloud_nodes: usize,
+    /// `TRESBillingWeights` on a partition's line: (`debug` or `cloud`, weights), e.g.
+    /// `("cloud", "CPU=4.0,GRES/gpu=400")`. Weights on `GRES/gpu` need `accounting`
+    /// (slurmctld: "failed to parse tres weights str" unless AccountingStorageTRES names
+    /// gres/gpu, which needs slurmdbd).
+    pub billing_weights: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -98,9 +108,19 @@ impl Default for Options {
             dir: None,
             cluster_name: None,
             start_timeout: Duration::from_secs(60),
+            cloud_nodes: 0,
+            billing_weights: Vec::new(),
         }
     }
 }
+
+/// The power-saving timers of the `cloud` partition (seconds), short for tests: a cloud
+/// node idle this long is powered down...
+pub const CLOUD_SUSPEND_TIME: u32 = 5;
+/// ...and counts as powered down (`idle~`) this long after its SuspendProgram started.
+pub const CLOUD_SUSPEND_TIMEOUT: u32 = 5;
+/// A resumed cloud node that has not registered within this is set DOWN.
+pub const CLOUD_RESUME_TIMEOUT: u32 = 60;
 
 /// Replaced by the cluster directory in [`Options::extra_files`].
 pub const CLUSTER_DIR_PLACEHOLDER: &str = "@CLUSTER_DIR@";
@@ -118,6 +138,15 @@ pub mod layout {
     pub const SLURM_CONF: &str = "slurm.conf";
     /// A world-writable directory jobs run in (tests' and demo's working directory).
     pub const WORK: &str = "work";
+    /// The cloud nodes' ResumeProgram and SuspendProgram, and their log.
+    pub const RESUME_PROGRAM: &str = "bin/cloud-resume";
+    pub const SUSPEND_PROGRAM: &str = "bin/cloud-suspend";
+    pub const POWER_SAVE_LOG: &str = "log/power-save.log";
+    /// A cloud node's slurmd pid file (SlurmdPidFile=run/slurmd-%n.pid): how `stop` finds
+    /// slurmds this cluster did not start itself.
+    pub fn cloud_slurmd_pid_file(node: &str) -> String {
+        format!("run/slurmd-{node}.pid")
+    }
 }
 
 /// A running local cluster.
@@ -305,7 +334,7 @@ impl Cluster {
         mkdir(&dir.join("munge"), 0o700)?;
         mkdir(&dir.join(layout::WORK), 0o1777)?;
 
-        let ports = free_ports(opts.nodes + 3)?;
+        let ports = free_ports(opts.nodes + 3 + opts.cloud_nodes)?;
         let cluster_name = opts.cluster_name.clone().unwrap_or_else(|| {
             // Short and unique per cluster: it names the accounting tables too.
             format!("lc{}", ports[0])
@@ -334,6 +363,15 @@ impl Cluster {
             health_check: opts.health_check.clone(),
             accounting,
             extra_lines: opts.extra_slurm_conf.clone(),
+            cloud: (opts.cloud_nodes > 0).then(|| CloudInputs {
+                ports: ports[opts.nodes + 3..].to_vec(),
+                resume_program: dir.join(layout::RESUME_PROGRAM),
+                suspend_program: dir.join(layout::SUSPEND_PROGRAM),
+                suspend_time: CLOUD_SUSPEND_TIME,
+                suspend_timeout: CLOUD_SUSPEND_TIMEOUT,
+                resume_timeout: CLOUD_RESUME_TIMEOUT,
+            }),
+            billing_weights: opts.billing_weights.clone(),
         };
         let mut cluster = Cluster {
             dir,
@@ -387,6 +425,17 @@ impl Cluster {
         (0..self.inputs.slurmd_ports.len())
             .map(ConfInputs::node_name)
             .collect()
+    }
+
+    /// The cloud nodes (`cloud-1`, ...), powered up only by Slurm's power saving.
+    pub fn cloud_node_names(&self) -> Vec<String> {
+        let n = self.inputs.cloud.as_ref().map_or(0, |c| c.ports.len());
+        (0..n).map(ConfInputs::cloud_node_name).collect()
+    }
+
+    /// The pid of a cloud node's slurmd while it runs (started by the ResumeProgram).
+    pub fn cloud_slurmd_pid(&self, node: &str) -> Option<u32> {
+        cloud_slurmd(&self.dir, node)
     }
 
     /// The path of a daemon's log: `slurmctld`, `slurmd-n1`, `slurmdbd`, `munged`.
@@ -445,7 +494,7 @@ impl Cluster {
 
     fn write_config(&self, opts: &Options) -> Result<()> {
         // Placeholder GPUs: character devices with /dev/null's numbers, never opened.
-        for node in self.node_names() {
+        for node in self.inputs.all_node_names() {
             let dev = self.inputs.gpu_dev_dir(&node);
             mkdir(&dev, 0o755)?;
             for g in 0..self.inputs.gpus_per_node {
@@ -465,11 +514,39 @@ impl Cluster {
                 0o600,
             )?;
         }
+        if self.inputs.cloud.is_some() {
+            self.write_power_save_programs()?;
+        }
         for (name, content) in &opts.extra_files {
             let content = content.replace(CLUSTER_DIR_PLACEHOLDER, &self.dir.display().to_string());
             write_file(&self.dir.join(name), &content, 0o644)?;
         }
         Ok(())
+    }
+
+    /// The ResumeProgram and SuspendProgram of the cloud nodes. slurmctld runs them as
+    /// root with only SLURM_CONF in the environment (no PATH), its descriptors closed
+    /// (22.05) or stdout a pipe it reads to the end, and (24.11+, slurmscriptd) kills the
+    /// program's process group when it exits: so every path is absolute, output goes to
+    /// a log, and slurmd detaches (it daemonizes into its own session: no `-D`).
+    fn write_power_save_programs(&self) -> Result<()> {
+        let scripts = conf::PowerSaveScripts {
+            dir: self.dir.clone(),
+            slurmd: find_program("slurmd")?,
+            scontrol: find_program("scontrol")?,
+        };
+        mkdir(&self.dir.join("bin"), 0o755)?;
+        // slurmctld refuses programs writable by group or others.
+        write_file(
+            &self.dir.join(layout::RESUME_PROGRAM),
+            &scripts.resume(),
+            0o755,
+        )?;
+        write_file(
+            &self.dir.join(layout::SUSPEND_PROGRAM),
+            &scripts.suspend(),
+            0o755,
+        )
     }
 
     /// Starts a daemon in the foreground, in its own process group (so a terminal's ^C
@@ -1051,6 +1128,31 @@ pub fn lock_exclusive(path: &Path) -> Result<FileLock> {
         .map_err(|(_, e)| Error(format!("flock {}: {e}", path.display())))
 }
 
+/// The pid of cloud node `node`'s slurmd, if its pid file names a running slurmd of the
+/// cluster in `dir` (a stale pid file may name another process by now).
+fn cloud_slurmd(dir: &Path, node: &str) -> Option<u32> {
+    let text = fs::read_to_string(dir.join(layout::cloud_slurmd_pid_file(node))).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "slurmd" && procs::running(pid) && procs::belongs_to(pid, dir)).then_some(pid)
+}
+
+/// Every running cloud slurmd of the cluster in `dir` (pid files `run/slurmd-cloud-*.pid`).
+fn cloud_slurmds(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(dir.join("run")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let node = name.strip_prefix("slurmd-")?.strip_suffix(".pid")?;
+            let node = node.starts_with("cloud-").then_some(node)?;
+            cloud_slurmd(dir, node)
+        })
+        .collect()
+}
+
 /// Stops the cluster whose directory is `dir`: cancels its jobs, stops its daemons (by the
 /// pids it recorded, checked to still be that cluster's), then kills any process still
 /// holding a file under `dir` (slurmstepd and job processes). Never touches anything else.
@@ -1097,6 +1199,10 @@ pub fn stop_dir(dir: &Path) -> Result<()> {
                 }
             }
         }
+    }
+    // Cloud slurmds were started by the ResumeProgram, not by us: found by pid file.
+    for pid in cloud_slurmds(dir) {
+        procs::terminate(pid, Duration::from_secs(15), procs::running);
     }
     // Reverse start order: slurmd, slurmctld, slurmdbd, mariadb, munged.
     for d in daemons.iter().rev() {

@@ -8,6 +8,7 @@ use local_cluster::{cargo_artifact, stop_dir, Cluster, Options, SpankPlugin};
 
 const USAGE: &str = "usage:
   local-cluster start --dir DIR [--nodes N] [--gpus-per-node N] [--accounting]
+                      [--cloud-nodes N] [--billing PARTITION=WEIGHTS]
                       [--spank LIB.so[:ARG,...]] [--job-submit LIB.so] [--prolog PATH]
                       [--epilog PATH] [--conf 'Key=Value'] [--file NAME=PATH]
   local-cluster stop --dir DIR
@@ -42,6 +43,17 @@ fn parse_start(args: &[String]) -> Result<Options, String> {
                     .map_err(|e| format!("--gpus-per-node: {e}"))?
             }
             "--accounting" => o.accounting = true,
+            "--cloud-nodes" => {
+                o.cloud_nodes = val()?.parse().map_err(|e| format!("--cloud-nodes: {e}"))?
+            }
+            "--billing" => {
+                let v = val()?;
+                let (part, weights) = v
+                    .split_once('=')
+                    .ok_or("--billing takes PARTITION=WEIGHTS (cloud=CPU=4.0,GRES/gpu=400)")?;
+                o.billing_weights
+                    .push((part.to_string(), weights.to_string()));
+            }
             "--spank" => {
                 let v = val()?;
                 let (path, args) = match v.split_once(':') {
@@ -89,6 +101,7 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("start") => {
             let opts = parse_start(&args[1..])?;
             let nodes = opts.nodes;
+            let cloud = opts.cloud_nodes;
             let cluster = Cluster::start(opts).map_err(|e| e.to_string())?;
             let conf = cluster.conf_path();
             let name = cluster.cluster_name().to_string();
@@ -97,6 +110,9 @@ fn run(args: &[String]) -> Result<(), String> {
                 "local cluster '{name}' is up: {nodes} nodes, state and logs in {}",
                 dir.display()
             );
+            if cloud > 0 {
+                println!("  plus {cloud} powered-down cloud nodes in partition 'cloud' (resumed by Slurm's power saving)");
+            }
             println!("  use it:   export SLURM_CONF={}", conf.display());
             println!("  stop it:  {} stop --dir {}", exe_name(), dir.display());
             Ok(())
