@@ -7,6 +7,7 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
+use crate::kevents::{self, Event};
 use crate::xid::{self, Xid};
 
 /// One record's header and message.
@@ -31,6 +32,8 @@ pub fn parse_record(record: &str) -> Option<Record<'_>> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scan {
     pub xids: Vec<Xid>,
+    /// SXid and "fallen off the bus" lines ([`kevents`]).
+    pub events: Vec<Event>,
     /// The highest record sequence number seen (the next run starts after it).
     pub last_seq: Option<u64>,
 }
@@ -48,6 +51,14 @@ impl Scan {
                 pci,
                 code,
                 text,
+            });
+        } else if let Some((pci, what)) = kevents::parse_message(r.message) {
+            self.events.push(Event {
+                seq: r.seq,
+                usec: r.usec,
+                pci,
+                what,
+                message: r.message.to_string(),
             });
         }
     }
@@ -127,8 +138,46 @@ mod tests {
             s.xids.iter().map(|x| (x.seq, x.code)).collect::<Vec<_>>(),
             vec![(11, 48), (12, 13)]
         );
+        assert!(s.events.is_empty());
         assert!(scan(&dir.path().join("none"))
             .unwrap_err()
             .starts_with("cannot read the kernel log "));
+    }
+
+    /// The XID fixture as the local-cluster tests use it: one scan finds the XIDs, the
+    /// NVSwitch SXid and XID 79's "fallen off the bus" companion line.
+    #[test]
+    fn sxid_and_fallen_off_the_bus_come_from_the_same_scan() {
+        let p = std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/kmsg-xid79"
+        ));
+        let s = scan(&p).unwrap();
+        assert_eq!(
+            s.xids.iter().map(|x| (x.seq, x.code)).collect::<Vec<_>>(),
+            vec![(1931, 79), (1933, 13)]
+        );
+        assert_eq!(
+            s.events
+                .iter()
+                .map(|e| (e.seq, e.pci.as_str(), e.what.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    1840,
+                    "0000:86:00.0",
+                    kevents::What::Sxid {
+                        switch: 3,
+                        code: 12028,
+                        fatal: Some(false)
+                    }
+                ),
+                (1932, "0000:3a:00.0", kevents::What::OffBus),
+            ]
+        );
+        assert_eq!(
+            s.events[1].message,
+            "NVRM: GPU 0000:3a:00.0: GPU has fallen off the bus."
+        );
     }
 }

@@ -4,12 +4,16 @@
 //! report (human lines, JSON, a Prometheus textfile).
 
 pub mod config;
+pub mod counters;
 pub mod evaluate;
 pub mod fleet;
 pub mod gather;
+pub mod ibports;
 pub mod jobmap;
+pub mod kevents;
 pub mod kmsg;
 pub mod node;
+pub mod pci_aer;
 pub mod reason;
 pub mod report;
 pub mod run;
