@@ -787,3 +787,86 @@ fn the_job_mapping_for_dcgm_exporter_appears_with_the_job_and_goes_with_it() {
     });
     assert_eq!(mapping(&map), vec![]);
 }
+
+/// A sysfs tree as the kernel writes it for `hcas` ConnectX-7 NDR HCAs (one InfiniBand
+/// port each, all up) and the healthy fixture's eight GPUs with their AER counters.
+fn ib_sysfs(root: &Path, hcas: usize) {
+    let put = |p: PathBuf, text: &str| {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    };
+    let gpus = healthy()["gpus"].as_array().unwrap().clone();
+    for g in gpus {
+        // NVML's `00000000:18:00.0` is sysfs's `0000:18:00.0`.
+        let bus_id = g["pci_bus_id"].as_str().unwrap().to_ascii_lowercase();
+        let dev = root.join("bus/pci/devices").join(&bus_id[4..]);
+        put(dev.join("class"), "0x030200\n");
+        put(dev.join("vendor"), "0x10de\n");
+        put(dev.join("aer_dev_correctable"), "RxErr 0\nBadTLP 0\nBadDLLP 0\nRollover 0\nTimeout 0\nNonFatalErr 0\nCorrIntErr 0\nHeaderOF 0\nTOTAL_ERR_COR 0\n");
+        put(dev.join("aer_dev_nonfatal"), "Undefined 0\nDLP 0\nSDES 0\nTLP 0\nFCP 0\nCmpltTO 0\nCmpltAbrt 0\nUnxCmplt 0\nRxOF 0\nMalfTLP 0\nECRC 0\nUnsupReq 0\nACSViol 0\nUncorrIntErr 0\nBlockedTLP 0\nAtomicOpBlocked 0\nTLPBlockedErr 0\nPoisonTLPBlocked 0\nTOTAL_ERR_NONFATAL 0\n");
+        put(dev.join("aer_dev_fatal"), "Undefined 0\nDLP 0\nSDES 0\nTLP 0\nFCP 0\nCmpltTO 0\nCmpltAbrt 0\nUnxCmplt 0\nRxOF 0\nMalfTLP 0\nECRC 0\nUnsupReq 0\nACSViol 0\nUncorrIntErr 0\nBlockedTLP 0\nAtomicOpBlocked 0\nTLPBlockedErr 0\nPoisonTLPBlocked 0\nTOTAL_ERR_FATAL 0\n");
+    }
+    for i in 0..hcas {
+        let dev = root.join(format!("class/infiniband/mlx5_{i}"));
+        put(dev.join("device/vendor"), "0x15b3\n");
+        let port = dev.join("ports/1");
+        put(port.join("state"), "4: ACTIVE\n");
+        put(port.join("phys_state"), "5: LinkUp\n");
+        put(port.join("rate"), "400 Gb/sec (4X NDR)\n");
+        put(port.join("link_layer"), "InfiniBand\n");
+        for c in ["link_downed", "symbol_error", "port_rcv_errors"] {
+            put(port.join("counters").join(c), "0\n");
+        }
+    }
+}
+
+/// InfiniBand from sysfs (issue 15): a down port drains the node with the port in the
+/// reason, and the health check resumes the node once the tree is clean again.
+#[test]
+fn a_down_infiniband_port_drains_the_node_and_a_clean_tree_resumes_it() {
+    let c = start(Options::default());
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let sysfs = c.dir().join("sysfs");
+    ib_sysfs(&sysfs, 4);
+    let conf = config_at(
+        &c,
+        "ib.json",
+        &format!(
+            "\"ib_devices\": 4, \"ib_rate_gbps\": 400, \"sysfs_root\": \"{}\"",
+            sysfs.display()
+        ),
+    );
+    let d = tempfile::tempdir().unwrap();
+    let good = d.path().join("good.json");
+    write(&good, &healthy());
+    let args = ["--config", conf.to_str().unwrap()];
+    let out = ok(check(&c, "n2", &good, &args));
+    assert_eq!(
+        stdout(&out),
+        "ml-healthcheck: n2: 8 GPUs checked, healthy\n"
+    );
+    assert_eq!(sinfo(&c, "n2").0, "idle");
+
+    let port = sysfs.join("class/infiniband/mlx5_2/ports/1");
+    fs::write(port.join("state"), "1: DOWN\n").unwrap();
+    fs::write(port.join("phys_state"), "2: Polling\n").unwrap();
+    let out = ok(check(&c, "n2", &good, &args));
+    assert_eq!(
+        stdout(&out),
+        "ml-healthcheck: n2: DRAIN port mlx5_2/1 is not up: 1: DOWN, 2: Polling\n\
+         ml-healthcheck: n2: 8 GPUs checked, 1 problem that drains the node; drained: mlhealth: ib mlx5_2/1 down\n"
+    );
+    assert_eq!(
+        sinfo(&c, "n2"),
+        ("drained".into(), "mlhealth: ib mlx5_2/1 down".into())
+    );
+
+    fs::write(port.join("state"), "4: ACTIVE\n").unwrap();
+    fs::write(port.join("phys_state"), "5: LinkUp\n").unwrap();
+    let out = ok(check(&c, "n2", &good, &args));
+    assert_eq!(
+        stdout(&out),
+        "ml-healthcheck: n2: 8 GPUs checked, healthy; resumed (was drained: mlhealth: ib mlx5_2/1 down)\n"
+    );
+    assert_eq!(sinfo(&c, "n2").0, "idle");
+}

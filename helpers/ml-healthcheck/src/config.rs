@@ -74,6 +74,24 @@ pub struct Config {
     /// dcgm-exporter's `--hpc-job-mapping-dir` (e.g. `/run/dcgm-job-map`): the prolog
     /// writes the job's id into one file per GPU, the epilog removes it. Unset: off.
     pub hpc_job_mapping_dir: Option<PathBuf>,
+    /// Where sysfs is (`/sys`): PCIe AER counters under `bus/pci/devices`, InfiniBand and
+    /// EFA ports under `class/infiniband`. A fixture tree for tests and replays.
+    pub sysfs_root: PathBuf,
+    /// Warn when a GPU's or fabric NIC's correctable PCIe errors grow faster than this
+    /// per hour (counted over at least an hour: a short window is not a rate).
+    pub aer_correctable_per_hour: u64,
+    /// InfiniBand devices (with an InfiniBand port) this node must have; fewer drain.
+    pub ib_devices: Option<u32>,
+    /// EFA devices this node must have; fewer drain.
+    pub efa_devices: Option<u32>,
+    /// The rate an InfiniBand port must run at, in Gb/s (`400` for NDR); below drains.
+    pub ib_rate_gbps: Option<u32>,
+    /// Warn when an InfiniBand port's `link_downed` grows by more than this between two
+    /// health checks.
+    pub ib_link_downed_max: u64,
+    /// Warn when an InfiniBand port's `symbol_error` or `port_rcv_errors` grows by more
+    /// than this between two health checks.
+    pub ib_errors_max: u64,
 }
 
 pub const DEFAULT_KILLSWITCH: &str = "/etc/slurm/ml-healthcheck.disable";
@@ -100,6 +118,13 @@ impl Default for Config {
             breaker_max_nodes: None,
             breaker_max_percent: 10,
             hpc_job_mapping_dir: None,
+            sysfs_root: PathBuf::from("/sys"),
+            aer_correctable_per_hour: 100,
+            ib_devices: None,
+            efa_devices: None,
+            ib_rate_gbps: None,
+            ib_link_downed_max: 0,
+            ib_errors_max: 10,
         }
     }
 }

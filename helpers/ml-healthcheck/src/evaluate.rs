@@ -100,6 +100,14 @@ pub enum Check {
     Temperature,
     Throttle,
     Busy,
+    /// NVSwitch SXids in the kernel log ([`crate::kevents`]).
+    Sxid,
+    /// PCIe AER counters of the GPUs and fabric NICs ([`crate::pci_aer`]).
+    PcieAer,
+    /// InfiniBand / EFA devices and ports ([`crate::ibports`]).
+    IbPort,
+    /// The GPU's NVLink fabric registration (fabric manager).
+    Fabric,
 }
 
 impl Check {
@@ -129,6 +137,10 @@ impl Check {
             Check::Temperature => "temperature",
             Check::Throttle => "throttle",
             Check::Busy => "busy",
+            Check::Sxid => "sxid",
+            Check::PcieAer => "pcie-aer",
+            Check::IbPort => "ib-port",
+            Check::Fabric => "nvlink-fabric",
         }
     }
 
@@ -152,6 +164,10 @@ impl Check {
             "busy" => Check::Busy,
             _ if numbered("xid") => Check::Xid,
             _ if numbered("nvlink") => Check::Nvlink,
+            _ if numbered("sxid") => Check::Sxid,
+            "aer" => Check::PcieAer,
+            "ib" | "efa" => Check::IbPort,
+            "fabric" => Check::Fabric,
             _ => return None,
         })
     }
@@ -296,6 +312,41 @@ impl<'a> Out<'a> {
             detail,
             evidence,
         });
+    }
+}
+
+impl Judgement {
+    /// A finding of a source judged outside this module ([`crate::sources`]), on `gpu` or
+    /// the whole node, named and tagged as [`judge`]'s own; the same problem twice is one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        gpu: Option<&Gpu>,
+        severity: Severity,
+        check: Check,
+        action: Action,
+        short: &str,
+        detail: String,
+        evidence: String,
+    ) {
+        let mut out = Out {
+            findings: std::mem::take(&mut self.findings),
+            judged: Judged::default(),
+            gpu,
+        };
+        out.add(severity, check, action, short, detail, evidence);
+        self.findings = dedup(out.findings);
+    }
+
+    /// `check` was made by such a source, on `gpu` or the whole node.
+    pub fn made(&mut self, check: Check, gpu: Option<&Gpu>) {
+        let mut out = Out {
+            findings: Vec::new(),
+            judged: std::mem::take(&mut self.judged),
+            gpu,
+        };
+        out.judge(check);
+        self.judged = out.judged;
     }
 }
 

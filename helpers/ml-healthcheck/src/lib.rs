@@ -18,5 +18,6 @@ pub mod reason;
 pub mod report;
 pub mod run;
 pub mod snapshot;
+pub mod sources;
 pub mod state;
 pub mod xid;

@@ -7,9 +7,11 @@ use crate::config::Config;
 use crate::evaluate::{self, Context, Mode};
 use crate::fleet::{self, Fleet};
 use crate::gather::GpuSource;
+use crate::kevents::Event;
 use crate::kmsg;
 use crate::node::{self, Action, Scontrol};
 use crate::report::Report;
+use crate::sources::{self, Host, Inputs};
 use crate::state;
 use crate::xid::Xid;
 
@@ -61,13 +63,28 @@ pub fn new_xids(
     job_start: Option<u64>,
     boot: Option<u64>,
 ) -> Vec<Xid> {
+    let fresh = window(last_seq, job_start, boot);
+    all.into_iter().filter(|x| fresh(x.seq, x.usec)).collect()
+}
+
+/// Whether a kernel log record (sequence number, microseconds since boot) is in this run's
+/// window: [`new_xids`]' rule, for every kind of line.
+fn window(
+    last_seq: Option<u64>,
+    job_start: Option<u64>,
+    boot: Option<u64>,
+) -> impl Fn(u64, u64) -> bool {
     let since_usec = match (job_start, boot) {
         (Some(start), Some(boot)) => Some(start.saturating_sub(boot).saturating_sub(5) * 1_000_000),
         _ => None,
     };
-    all.into_iter()
-        .filter(|x| last_seq.is_none_or(|s| s < x.seq) || since_usec.is_some_and(|s| x.usec >= s))
-        .collect()
+    move |seq, usec| last_seq.is_none_or(|s| s < seq) || since_usec.is_some_and(|s| usec >= s)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 pub struct Outcome {
@@ -154,10 +171,21 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
     warnings.extend(warn);
     if job.forget_xids {
         st.critical.clear();
+        st.events.clear();
     }
+    // This run's window of SXid / fallen-off-the-bus lines; those that need a reboot are
+    // also remembered until one.
+    let mut events: Vec<Event> = Vec::new();
     let kmsg_read = match kmsg::scan(&cfg.kmsg) {
         Ok(scan) => {
             let fresh = new_xids(scan.xids, st.last_seq, job.job_start, boot_time());
+            let in_window = window(st.last_seq, job.job_start, boot_time());
+            events = scan
+                .events
+                .into_iter()
+                .filter(|e| in_window(e.seq, e.usec))
+                .collect();
+            st.remember_events(&events);
             st.remember(
                 fresh
                     .into_iter()
@@ -198,7 +226,31 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
             && info.as_ref().is_some_and(|i| i.without_jobs()),
         kmsg_read,
     };
-    let judgement = evaluate::judge(&snap, &st.critical, cfg, &ctx);
+    let mut judgement = evaluate::judge(&snap, &st.critical, cfg, &ctx);
+    // sysfs (AER, InfiniBand/EFA), the kernel's other lines, the fabric.
+    let host = Host::scan(&cfg.sysfs_root);
+    warnings.extend(host.warnings());
+    let now = unix_now();
+    let events: Vec<Event> = st
+        .events
+        .iter()
+        .chain(events.iter().filter(|e| !e.needs_reboot()))
+        .cloned()
+        .collect();
+    let inputs = Inputs {
+        kmsg_read,
+        events: &events,
+        xids: &st.critical,
+        host: &host,
+        baseline: &st.counters,
+        now_unix: now,
+    };
+    sources::judge(&mut judgement, &snap, &inputs, cfg);
+    // The baseline moves with the periodic health check only: the prolog and epilog of
+    // many short jobs would otherwise cut its window into slices below every threshold.
+    if job.mode == Mode::HealthCheck {
+        st.counters = host.counters(now);
+    }
     let mut fleet = None;
     let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());
     let is_report_only = report_only.is_some();

@@ -74,6 +74,14 @@ pub struct Gpu {
     /// NVLinks NVML reports for this GPU (empty on PCIe-only GPUs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nvlinks: Vec<NvLink>,
+    /// The GPU's NVLink fabric registration with the fabric manager (NVSwitch systems,
+    /// Hopper and later; NVML's `nvmlDeviceGetGpuFabricInfo`), as `nvidia-smi -q` words
+    /// it: `not-supported`, `not-started`, `in-progress`, `completed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fabric_state: Option<String>,
+    /// How a completed registration ended: `success`, or NVML's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fabric_status: Option<String>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature_c: Option<u32>,

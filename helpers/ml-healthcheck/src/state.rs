@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::counters::Counters;
+use crate::kevents::Event;
 use crate::xid::Xid;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +20,13 @@ pub struct State {
     pub last_seq: Option<u64>,
     /// Critical XIDs seen since boot.
     pub critical: Vec<Xid>,
+    /// Fatal SXids and GPUs fallen off the bus seen since boot: like a critical XID, they
+    /// keep the node drained until a reboot.
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// The error counters the last health check read (PCIe AER, InfiniBand ports).
+    #[serde(default)]
+    pub counters: Counters,
 }
 
 impl State {
@@ -29,6 +38,16 @@ impl State {
             }
         }
         self.critical.sort_by_key(|x| x.seq);
+    }
+
+    /// Adds the events that need a reboot, not seen yet (by record sequence number).
+    pub fn remember_events<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) {
+        for e in events.into_iter().filter(|e| e.needs_reboot()) {
+            if !self.events.iter().any(|o| o.seq == e.seq) {
+                self.events.push(e.clone());
+            }
+        }
+        self.events.sort_by_key(|e| e.seq);
     }
 }
 
