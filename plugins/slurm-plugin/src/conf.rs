@@ -97,6 +97,13 @@ pub fn accounting_storage_type() -> Option<String> {
     string_field(field!(accounting_storage_type))
 }
 
+/// Where slurmdbd is (`AccountingStorageHost`, `AccountingStoragePort`), for messages.
+pub fn slurmdbd_address() -> Option<String> {
+    let host = string_field(field!(accounting_storage_host))?;
+    let port = field!(accounting_storage_port)?;
+    Some(format!("{host}:{port}"))
+}
+
 /// `ClusterName`, copied out.
 pub fn cluster_name() -> Option<String> {
     string_field(field!(cluster_name))

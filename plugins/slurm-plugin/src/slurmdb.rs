@@ -73,6 +73,34 @@ fn set_errno(v: c_int) {
     unsafe { *libc::__errno_location() = v };
 }
 
+/// Runs `f` with libslurm's stderr (fd 2) sent to /dev/null: a failed connection makes
+/// libslurm print its own `error:` lines, and the caller says what went wrong in one.
+/// Everything Slurm had to say is in the error returned. When fd 2 cannot be saved, `f`
+/// runs as it is.
+fn quiet<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: plain descriptor calls on descriptors this function opens and closes; fd 2
+    // is put back before returning. mlacct is single-threaded while it talks to Slurm.
+    unsafe {
+        let saved = libc::dup(2);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if saved < 0 || null < 0 || libc::dup2(null, 2) < 0 {
+            for fd in [saved, null] {
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+            }
+            return f();
+        }
+        libc::close(null);
+        let out = f();
+        let e = errno();
+        libc::dup2(saved, 2);
+        libc::close(saved);
+        set_errno(e);
+        out
+    }
+}
+
 /// Slurm's text for a Slurm or system error number.
 fn strerror(code: c_int) -> String {
     // SAFETY: returns a static string for any number.
@@ -81,6 +109,14 @@ fn strerror(code: c_int) -> String {
     unsafe { crate::xstr::borrow(p) }
         .map(|s| s.into_owned())
         .unwrap_or_else(|| format!("error {code}"))
+}
+
+/// slurmdbd's error `code`, naming where slurm.conf says slurmdbd is.
+fn slurmdbd_error(code: c_int) -> DbError {
+    let at = crate::conf::slurmdbd_address()
+        .map(|a| format!(" (AccountingStorageHost:Port {a})"))
+        .unwrap_or_default();
+    DbError::Slurmdbd(format!("{}{at}", strerror(code)))
 }
 
 /// Reads slurm.conf (`SLURM_CONF` or the built-in path) and loads the client plugins: what
@@ -227,11 +263,11 @@ pub struct JobQuery {
 /// Not `Send` nor `Sync`: libslurm's persistent connection keeps per-connection state
 /// with no locking of its own, so it stays on the thread that opened it.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// fn send<T: Send>() {}
 /// send::<slurm_plugin::slurmdb::Connection>();
 /// ```
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// fn sync<T: Sync>() {}
 /// sync::<slurm_plugin::slurmdb::Connection>();
 /// ```
@@ -244,16 +280,18 @@ impl Connection {
     /// Opens a connection as sacct does (`slurmdb_connection_get(NULL)`, then errno).
     /// Call [`init_client`] first.
     pub fn open() -> Result<Connection, DbError> {
-        set_errno(0);
-        // SAFETY: NULL flags, as sacct passes.
-        let raw = unsafe { sys::slurmdb_connection_get(std::ptr::null_mut()) };
-        let e = errno();
+        let (raw, e) = quiet(|| {
+            set_errno(0);
+            // SAFETY: NULL flags, as sacct passes.
+            let raw = unsafe { sys::slurmdb_connection_get(std::ptr::null_mut()) };
+            (raw, errno())
+        });
         let conn = Connection {
             raw,
             _not_send: PhantomData,
         };
         if raw.is_null() || e != 0 {
-            return Err(DbError::Slurmdbd(strerror(e)));
+            return Err(slurmdbd_error(e));
         }
         Ok(conn)
     }
@@ -264,11 +302,13 @@ impl Connection {
             with_deleted: 1,
             ..Default::default()
         };
-        set_errno(0);
-        // SAFETY: a live connection and a zeroed condition.
-        let list = OwnedList(unsafe { sys::slurmdb_tres_get(self.raw, &mut cond) });
+        let list = quiet(|| {
+            set_errno(0);
+            // SAFETY: a live connection and a zeroed condition.
+            OwnedList(unsafe { sys::slurmdb_tres_get(self.raw, &mut cond) })
+        });
         if list.0.is_null() {
-            return Err(DbError::Slurmdbd(strerror(errno())));
+            return Err(slurmdbd_error(errno()));
         }
         let mut out = Vec::new();
         list.each(|item| {
@@ -302,12 +342,14 @@ impl Connection {
         if !q.clusters.is_empty() {
             cond.cluster_list = clusters.list.0;
         }
-        set_errno(0);
-        // SAFETY: a live connection; the condition's lists outlive the call (owned here);
-        // slurmdbd's reply is a new list we own.
-        let list = OwnedList(unsafe { sys::slurmdb_jobs_get(self.raw, &mut cond) });
+        let list = quiet(|| {
+            set_errno(0);
+            // SAFETY: a live connection; the condition's lists outlive the call (owned
+            // here); slurmdbd's reply is a new list we own.
+            OwnedList(unsafe { sys::slurmdb_jobs_get(self.raw, &mut cond) })
+        });
         if list.0.is_null() {
-            return Err(DbError::Slurmdbd(strerror(errno())));
+            return Err(slurmdbd_error(errno()));
         }
         let mut out = Vec::new();
         list.each(|item| {
@@ -372,9 +414,11 @@ pub fn assoc_usage(accounts: &[String]) -> Result<Vec<AssocUsage>, DbError> {
         ..Default::default()
     };
     let mut resp: *mut sys::assoc_mgr_info_msg_t = std::ptr::null_mut();
-    set_errno(0);
-    // SAFETY: the request's list outlives the call; on success `resp` is ours to free.
-    let rc = unsafe { sys::slurm_load_assoc_mgr_info(&mut req, &mut resp) };
+    let rc = quiet(|| {
+        set_errno(0);
+        // SAFETY: the request's list outlives the call; on success `resp` is ours to free.
+        unsafe { sys::slurm_load_assoc_mgr_info(&mut req, &mut resp) }
+    });
     if rc != 0 || resp.is_null() {
         return Err(DbError::Slurmctld(strerror(errno())));
     }
