@@ -307,6 +307,256 @@ fn a_critical_xid_keeps_the_node_drained_until_it_reboots() {
     assert_eq!(sinfo(&c, "n2").0, "idle");
 }
 
+/// Runs the helper as root for `node` and waits for it at most 30 s (a hang fails the
+/// test; no bound on how long the run took is asserted).
+fn check_waiting(c: &Cluster, node: &str, snap: &Path, extra: &[&str]) -> std::process::Output {
+    let b = bin();
+    let mut args = vec!["--node", node, "--snapshot", snap.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut child = c
+        .command(b.to_str().unwrap())
+        .args(args)
+        .env("SLURM_JOB_GPUS", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waited = Duration::ZERO;
+    while child.try_wait().unwrap().is_none() {
+        if waited >= Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("ml-healthcheck on {node} did not end within 30 s of its 1 s deadline");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Error is not failure: a GPU source that never answers (a snapshot path that is a FIFO
+/// nobody writes, as a stuck NVML call) ends the run at the deadline with the GPU checks
+/// UNKNOWN. The prolog passes (the job starts), nothing is drained, and a drain of ours
+/// is not lifted by a run that could not check.
+#[test]
+fn a_stuck_gpu_source_is_unknown_at_the_deadline_and_neither_drains_nor_resumes() {
+    let c = start(Options::default());
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let conf = config_at(
+        &c,
+        "deadline.json",
+        "\"breaker_max_percent\": 100, \"deadline_ms\": 1000, \"job_deadline_ms\": 1000",
+    );
+    let conf = conf.to_str().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let stuck = d.path().join("stuck.json");
+    ok(std::process::Command::new("mkfifo")
+        .arg(&stuck)
+        .output()
+        .unwrap());
+    let bad = d.path().join("bad.json");
+    write(
+        &bad,
+        &snapshot(|v| v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)),
+    );
+
+    // The prolog: ends at its deadline, exit 0, the node untouched.
+    let out = check_waiting(&c, "n1", &stuck, &["--config", conf, "--mode", "prolog"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "ml-healthcheck: n1: UNKNOWN nvml: not checked: the GPU source (NVML) gave no answer within 1000 ms (job_deadline_ms)\n\
+         ml-healthcheck: n1: 0 GPUs checked, nothing failed, 1 check could not run (unknown)\n"
+    );
+    assert_eq!(sinfo(&c, "n1"), ("idle".into(), "none".into()));
+
+    // Our drain stays through a health check that could not check; the textfile and the
+    // JSON say which check is unknown.
+    ok(check(&c, "n1", &bad, &["--config", conf]));
+    let reason = "mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]";
+    assert_eq!(sinfo(&c, "n1"), ("drained".into(), reason.into()));
+    let prom = d.path().join("prom");
+    fs::create_dir(&prom).unwrap();
+    let out = check_waiting(
+        &c,
+        "n1",
+        &stuck,
+        &["--config", conf, "--textfile", prom.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).ends_with(&format!(
+            "0 GPUs checked, nothing failed, 1 check could not run (unknown); still drained: {reason} (not every check it names was made again)\n"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(sinfo(&c, "n1"), ("drained".into(), reason.into()));
+    let text = fs::read_to_string(prom.join("ml_healthcheck_n1.prom")).unwrap();
+    for line in [
+        "ml_healthcheck_check_status{node=\"n1\",check=\"nvml\",status=\"unknown\"} 1\n",
+        "ml_healthcheck_check_status{node=\"n1\",check=\"nvml\",status=\"ok\"} 0\n",
+        "ml_healthcheck_check_status{node=\"n1\",check=\"xid\",status=\"ok\"} 1\n",
+        "ml_healthcheck_findings{node=\"n1\",severity=\"unknown\"} 1\n",
+        "ml_healthcheck_drained_by_healthcheck{node=\"n1\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    let out = check_waiting(&c, "n1", &stuck, &["--config", conf, "--json", "--dry-run"]);
+    let j: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        j["findings"][0],
+        json!({
+            "severity": "unknown",
+            "check": "nvml",
+            "action": "monitor",
+            "reason": "nvml unknown",
+            "detail": "nvml: not checked: the GPU source (NVML) gave no answer within 1000 ms (deadline_ms)",
+            "evidence": "the GPU source (NVML) gave no answer within 1000 ms (deadline_ms)"
+        })
+    );
+    assert_eq!(j["checks"]["nvml"], "unknown");
+    assert_eq!(j["action"], "none");
+}
+
+/// `fail_after`: a noisy check drains only on its Nth failing run in a row; below that it
+/// is a warning, and a passing run starts the count again.
+#[test]
+fn fail_after_drains_only_on_the_nth_failing_run_in_a_row() {
+    let c = start(Options::default());
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let conf = config_at(
+        &c,
+        "fail-after.json",
+        "\"breaker_max_percent\": 100, \"fail_after\": {\"nvlink\": 2}",
+    );
+    let conf = conf.to_str().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let (good, down) = (d.path().join("good.json"), d.path().join("down.json"));
+    write(&good, &healthy());
+    write(
+        &down,
+        &snapshot(|v| v["gpus"][7]["nvlinks"][4]["active"] = json!(false)),
+    );
+    let warn = "ml-healthcheck: n3: WARN gpu7 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000007, 00000000:DB:00.0): NVLink 4 is inactive (failing run 1 of the 2 it takes to drain: fail_after)\n\
+                ml-healthcheck: n3: 8 GPUs checked, healthy, 1 warnings\n";
+    // One failing run: a warning, the node stays up.
+    assert_eq!(
+        stdout(&ok(check(&c, "n3", &down, &["--config", conf]))),
+        warn
+    );
+    assert_eq!(sinfo(&c, "n3"), ("idle".into(), "none".into()));
+    // A passing run starts the count again: the next failing run is the first again.
+    ok(check(&c, "n3", &good, &["--config", conf]));
+    assert_eq!(
+        stdout(&ok(check(&c, "n3", &down, &["--config", conf]))),
+        warn
+    );
+    assert_eq!(sinfo(&c, "n3"), ("idle".into(), "none".into()));
+    // The second failing run in a row drains.
+    ok(check(&c, "n3", &down, &["--config", conf]));
+    assert_eq!(
+        sinfo(&c, "n3"),
+        (
+            "drained".into(),
+            "mlhealth: gpu7 nvlink4 down [reset-gpu]".into()
+        )
+    );
+}
+
+/// A RebootProgram for the local cluster: "reboots" the node whose slurmd runs it by
+/// restarting that slurmd with `-b` ("Report node rebooted when daemon restarted. Used
+/// for testing purposes.", slurmd.8 in 22.05 to 26.05), which is what slurmctld asks of a
+/// rebooted node: a boot time after the reboot request (node_mgr.c
+/// `waiting_for_node_boot`). The machine itself is not rebooted.
+const REBOOT_PROGRAM: &str = r#"#!/bin/sh
+pid=$$
+while [ "$pid" -gt 1 ] && [ "$(cat /proc/$pid/comm)" != slurmd ]; do
+    pid=$(awk '{print $4}' /proc/$pid/stat)
+done
+[ "$pid" -gt 1 ] || { echo "no slurmd above $$" >&2; exit 1; }
+set -- $(tr '\0' ' ' </proc/$pid/cmdline)
+# argv[0] as it was (`slurmd`, not the `slurmd-wlm` it may link to): Slurm tells its
+# daemons apart by their program name.
+exe=$1
+node=; conf=
+while [ $# -gt 0 ]; do
+    case "$1" in -N) node=$2; shift ;; -f) conf=$2; shift ;; esac
+    shift
+done
+echo "$node" >>"$(dirname "$conf")/reboots"
+setsid sh -c "sleep 1; kill $pid
+    while [ -e /proc/$pid ] && [ \"\$(awk '{print \$3}' /proc/$pid/stat)\" != Z ]; do sleep 0.2; done
+    exec $exe -b -N $node -f $conf" </dev/null >/dev/null 2>&1 &
+exit 0
+"#;
+
+/// `actions.reboot = "reboot"`: a finding that needs a reboot (NVML's recovery action 2,
+/// node reboot, which wins over the tables) drains the node with the action in the reason
+/// and asks Slurm to reboot it (no `nextstate`, so the drain and our reason stay through
+/// the reboot); the rebooted node comes back drained, and the next health check whose
+/// checks pass resumes it.
+#[test]
+fn the_reboot_action_reboots_the_node_and_a_clean_check_resumes_it() {
+    let d = tempfile::tempdir().unwrap();
+    let program = d.path().join("reboot-slurmd");
+    fs::write(&program, REBOOT_PROGRAM).unwrap();
+    fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let c = start(Options {
+        extra_slurm_conf: vec![format!("RebootProgram={}", program.display())],
+        ..Options::default()
+    });
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let conf = config_at(
+        &c,
+        "reboot.json",
+        "\"breaker_max_percent\": 100, \"actions\": {\"reboot\": \"reboot\"}",
+    );
+    let conf = conf.to_str().unwrap();
+    let (good, bad) = (d.path().join("good.json"), d.path().join("bad.json"));
+    write(&good, &healthy());
+    write(
+        &bad,
+        &snapshot(|v| v["gpus"][2]["gpu_recovery_action"] = json!(2)),
+    );
+
+    let out = ok(check(&c, "n2", &bad, &["--config", conf]));
+    assert_eq!(
+        stdout(&out),
+        "ml-healthcheck: n2: DRAIN gpu2 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000002, 00000000:3A:00.0): NVML's GPU recovery action is 2: the driver asks for a reboot\n\
+         ml-healthcheck: n2: 8 GPUs checked, 1 problem that drains the node; drained: mlhealth: gpu2 recovery [reboot]; then scontrol reboot n2\n"
+    );
+    // slurmctld issues the reboot to the idle node (DOWN+DRAIN+REBOOT_ISSUED, its reason
+    // gains " : reboot issued"), slurmd runs the RebootProgram, the new slurmd registers
+    // as rebooted; without a nextstate the node stays drained for our reason.
+    let reason = "mlhealth: gpu2 recovery [reboot] : reboot issued";
+    wait_for_node(&c, "n2", "n2 back from its reboot, drained", || {
+        fs::read_to_string(c.dir().join("reboots")).unwrap_or_default() == "n2\n"
+            && sinfo(&c, "n2") == ("drained".into(), reason.into())
+            && c.log("slurmctld").contains("node n2 returned to service")
+    });
+    // Still failing after the reboot: the reason follows, but no second reboot (one per
+    // drain; a person looks at a node a reboot did not mend).
+    let out = ok(check(&c, "n2", &bad, &["--config", conf]));
+    assert!(
+        stdout(&out).ends_with("; drained: mlhealth: gpu2 recovery [reboot]\n"),
+        "{}",
+        stdout(&out)
+    );
+    // Clean: our drain is lifted.
+    let out = ok(check(&c, "n2", &good, &["--config", conf]));
+    assert_eq!(
+        stdout(&out),
+        "ml-healthcheck: n2: 8 GPUs checked, healthy; resumed (was drained: mlhealth: gpu2 recovery [reboot])\n"
+    );
+    assert_eq!(sinfo(&c, "n2").0, "idle");
+    assert_eq!(
+        fs::read_to_string(c.dir().join("reboots")).unwrap(),
+        "n2\n",
+        "one reboot"
+    );
+}
+
 /// Fleet safety: with 3 of 3 nodes failing, the breaker (at most 67% of 3 nodes: 2) lets
 /// the first two drain and holds the third, with one loud line and the metric; it never
 /// holds a resume.

@@ -3,11 +3,14 @@
 //! key. The file steers root code, so it is used only when root owns it and nobody else
 //! can write it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use trusted_config::json_error;
+
+use crate::evaluate::Check;
 
 pub const FILE_NAME: &str = "ml-healthcheck.json";
 
@@ -92,6 +95,18 @@ pub struct Config {
     /// Warn when an InfiniBand port's `symbol_error` or `port_rcv_errors` grows by more
     /// than this between two health checks.
     pub ib_errors_max: u64,
+    /// What the platform does for a node that needs a reboot or new hardware
+    /// ([`crate::repair`]): `{"reboot": "drain" | "reboot" | "hyperpod", "replace": "drain" |
+    /// "hyperpod"}`; drain only by default.
+    pub actions: crate::repair::Actions,
+    /// Checks that drain only after this many consecutive failing runs (`{"nvlink": 3}`),
+    /// counted in the state file ([`crate::hysteresis`]).
+    pub fail_after: BTreeMap<Check, u32>,
+    /// How long the health check waits for the GPU source (NVML) before its checks are
+    /// UNKNOWN and the run goes on ([`crate::deadline`]).
+    pub deadline_ms: u64,
+    /// The same in the prolog and the epilog, shorter: a stuck driver must not hold a job.
+    pub job_deadline_ms: u64,
 }
 
 pub const DEFAULT_KILLSWITCH: &str = "/etc/slurm/ml-healthcheck.disable";
@@ -125,6 +140,10 @@ impl Default for Config {
             ib_rate_gbps: None,
             ib_link_downed_max: 0,
             ib_errors_max: 10,
+            actions: crate::repair::Actions::default(),
+            fail_after: BTreeMap::new(),
+            deadline_ms: 20_000,
+            job_deadline_ms: 5_000,
         }
     }
 }
@@ -156,7 +175,26 @@ impl Config {
                 "{origin}: breaker_max_nodes must be at least 1 (one bad node can always be drained; use mode = \"report\" to drain none)"
             ));
         }
+        if let Some((check, _)) = c.fail_after.iter().find(|(_, n)| **n == 0) {
+            return Err(format!(
+                "{origin}: fail_after.{} must be at least 1 (1: the first failing run drains)",
+                check.name()
+            ));
+        }
+        if c.deadline_ms == 0 || c.job_deadline_ms == 0 {
+            return Err(format!(
+                "{origin}: deadline_ms and job_deadline_ms must be at least 1"
+            ));
+        }
         Ok(c)
+    }
+
+    /// The GPU source's deadline in `mode`.
+    pub fn deadline(&self, mode: crate::evaluate::Mode) -> std::time::Duration {
+        std::time::Duration::from_millis(match mode {
+            crate::evaluate::Mode::HealthCheck => self.deadline_ms,
+            _ => self.job_deadline_ms,
+        })
     }
 
     /// `--config FILE` (must exist), else `ml-healthcheck.json` next to `slurm_conf`, else
@@ -214,6 +252,42 @@ mod tests {
         let c = Config::parse("{\"mode\": \"report\", \"breaker_max_nodes\": 4}", "c").unwrap();
         assert_eq!(c.mode, Enforcement::Report);
         assert_eq!(c.breaker_max_nodes, Some(4));
+    }
+
+    #[test]
+    fn actions_fail_after_and_deadlines() {
+        use crate::repair::{RebootBy, ReplaceBy};
+        let c = Config::parse(
+            "{\"actions\": {\"reboot\": \"reboot\", \"replace\": \"hyperpod\"}, \"fail_after\": {\"nvlink\": 3, \"temperature\": 2}, \"job_deadline_ms\": 1000}",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(c.actions.reboot, RebootBy::Reboot);
+        assert_eq!(c.actions.replace, ReplaceBy::Hyperpod);
+        assert_eq!(c.fail_after.get(&Check::Nvlink), Some(&3));
+        assert_eq!(c.fail_after.get(&Check::Temperature), Some(&2));
+        assert_eq!(
+            c.deadline(crate::evaluate::Mode::Prolog),
+            std::time::Duration::from_millis(1000)
+        );
+        assert_eq!(
+            c.deadline(crate::evaluate::Mode::HealthCheck),
+            std::time::Duration::from_millis(20_000)
+        );
+        let e = Config::parse("{\"actions\": {\"replace\": \"reboot\"}}", "c").unwrap_err();
+        assert!(
+            e.contains("unknown variant `reboot`, expected `drain` or `hyperpod`"),
+            "{e}"
+        );
+        let e = Config::parse("{\"fail_after\": {\"nvlinks\": 3}}", "c").unwrap_err();
+        assert!(e.contains("unknown variant `nvlinks`"), "{e}");
+        let e = Config::parse("{\"fail_after\": {\"ecc\": 0}}", "c").unwrap_err();
+        assert!(e.contains("fail_after.ecc must be at least 1"), "{e}");
+        let e = Config::parse("{\"deadline_ms\": 0}", "c").unwrap_err();
+        assert!(
+            e.contains("deadline_ms and job_deadline_ms must be at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::snapshot::{Gpu, Snapshot};
@@ -84,7 +84,7 @@ impl Mode {
 
 /// One check. Its name (`xid`, `ecc`, `gpu-count`, ...) is the JSON value and the metric
 /// label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Check {
     Nvml,
@@ -100,6 +100,8 @@ pub enum Check {
     Temperature,
     Throttle,
     Busy,
+    /// NVML's GPU recovery action: the driver asks for a repair.
+    Recovery,
     /// NVSwitch SXids in the kernel log ([`crate::kevents`]).
     Sxid,
     /// PCIe AER counters of the GPUs and fabric NICs ([`crate::pci_aer`]).
@@ -112,7 +114,7 @@ pub enum Check {
 
 impl Check {
     /// The checks that may drain a node, made on each GPU.
-    const DRAINING_PER_GPU: [Check; 7] = [
+    const DRAINING_PER_GPU: [Check; 8] = [
         Check::GpuLost,
         Check::GpuError,
         Check::Ecc,
@@ -120,6 +122,7 @@ impl Check {
         Check::RemappedRows,
         Check::Nvlink,
         Check::Busy,
+        Check::Recovery,
     ];
 
     pub fn name(self) -> &'static str {
@@ -137,6 +140,7 @@ impl Check {
             Check::Temperature => "temperature",
             Check::Throttle => "throttle",
             Check::Busy => "busy",
+            Check::Recovery => "recovery",
             Check::Sxid => "sxid",
             Check::PcieAer => "pcie-aer",
             Check::IbPort => "ib-port",
@@ -162,6 +166,7 @@ impl Check {
             "retired" | "retirement" => Check::RetiredPages,
             "row" => Check::RemappedRows,
             "busy" => Check::Busy,
+            "recovery" => Check::Recovery,
             _ if numbered("xid") => Check::Xid,
             _ if numbered("nvlink") => Check::Nvlink,
             _ if numbered("sxid") => Check::Sxid,
@@ -191,6 +196,22 @@ pub struct Finding {
     pub evidence: String,
 }
 
+impl Finding {
+    /// A check that could not be made (`gpu`: on that GPU): UNKNOWN, with why.
+    pub fn unknown(check: Check, gpu: Option<u32>, why: String) -> Finding {
+        let name = gpu.map_or(String::new(), |g| format!("gpu{g} "));
+        Finding {
+            severity: Severity::Unknown,
+            check,
+            gpu,
+            action: Action::Monitor,
+            reason: format!("{name}{} unknown", check.name()),
+            detail: format!("{name}{}: not checked: {why}", check.name()),
+            evidence: why,
+        }
+    }
+}
+
 /// What the evaluator needs besides the snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
@@ -204,6 +225,9 @@ pub struct Context {
     /// The kernel log could be read: XIDs were judged (the remembered ones alone are not
     /// all of them).
     pub kmsg_read: bool,
+    /// The GPU source gave no answer (its deadline passed), and why: the GPU checks are
+    /// UNKNOWN, not made (the snapshot is empty, not a node without GPUs).
+    pub gpus_unknown: Option<String>,
 }
 
 /// What a run judged: checks made for the whole node, and checks made on one GPU (by its
@@ -218,6 +242,15 @@ pub struct Judged {
 }
 
 impl Judged {
+    /// Every check the run made, on the node or on any GPU.
+    pub fn checks(&self) -> BTreeSet<Check> {
+        self.node
+            .iter()
+            .copied()
+            .chain(self.gpus.iter().map(|&(c, _)| c))
+            .collect()
+    }
+
     /// Whether the run made `check` for the whole node or on `gpu`.
     pub fn covers(&self, check: Check, gpu: Option<u32>) -> bool {
         self.node.contains(&check) || gpu.is_some_and(|g| self.gpus.contains(&(check, g)))
@@ -287,6 +320,12 @@ impl<'a> Out<'a> {
         detail: String,
         evidence: String,
     ) {
+        // The driver's own recovery action for this GPU wins over the tables (for what
+        // drains: a warning stays a warning to watch).
+        let action = match (severity, self.gpu.and_then(|g| g.gpu_recovery_action)) {
+            (Severity::Drain, Some(v)) => xid::recovery_action(v).unwrap_or(action),
+            _ => action,
+        };
         let tagged;
         let short = match action {
             Action::Monitor => short,
@@ -364,6 +403,14 @@ pub fn judge(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> Judg
         gpu: None,
     };
     let expected = ctx.expect_gpus.or(cfg.expect_gpus);
+    if let Some(why) = &ctx.gpus_unknown {
+        out.findings.push(Finding::unknown(Nvml, None, why.clone()));
+        judge_xids(&mut out, snap, xids, cfg, ctx);
+        return Judgement {
+            findings: dedup(out.findings),
+            judged: out.judged,
+        };
+    }
     out.judge(Nvml);
     if let Some(err) = &snap.nvml_error {
         if expected.is_some_and(|n| n > 0) {
@@ -395,6 +442,28 @@ pub fn judge(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> Judg
             );
         }
     }
+    judge_xids(&mut out, snap, xids, cfg, ctx);
+    for g in &snap.gpus {
+        out.judged.seen.insert(g.minor.unwrap_or(g.index));
+        out.gpu = Some(g);
+        check_gpu(&mut out, g, cfg, ctx);
+    }
+    Judgement {
+        findings: dedup(out.findings),
+        judged: out.judged,
+    }
+}
+
+/// The critical XIDs seen, on the GPU each names.
+fn judge_xids<'a>(
+    out: &mut Out<'a>,
+    snap: &'a Snapshot,
+    xids: &[Xid],
+    cfg: &Config,
+    ctx: &Context,
+) {
+    use Check::*;
+    use Severity::*;
     if ctx.kmsg_read {
         out.judge(Xid);
     }
@@ -410,7 +479,7 @@ pub fn judge(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> Judg
         out.add(
             Drain,
             Xid,
-            xid::action(xid.code),
+            xid::action_of(xid.code, xid::describe(&xid.text)),
             &short,
             format!(
                 "XID {} in the kernel log ({} s after boot): {}",
@@ -421,15 +490,7 @@ pub fn judge(snap: &Snapshot, xids: &[Xid], cfg: &Config, ctx: &Context) -> Judg
             format!("NVRM: Xid (PCI:{}): {}, {}", xid.pci, xid.code, xid.text),
         );
     }
-    for g in &snap.gpus {
-        out.judged.seen.insert(g.minor.unwrap_or(g.index));
-        out.gpu = Some(g);
-        check_gpu(&mut out, g, cfg, ctx);
-    }
-    Judgement {
-        findings: dedup(out.findings),
-        judged: out.judged,
-    }
+    out.gpu = None;
 }
 
 fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
@@ -459,8 +520,23 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         );
         return;
     }
-    for c in [Ecc, RetiredPages, RemappedRows, Nvlink] {
+    for c in [Ecc, RetiredPages, RemappedRows, Nvlink, Recovery] {
         out.judge(c);
+    }
+    if let Some(v) = g.gpu_recovery_action {
+        if let Some(a) = xid::recovery_action(v) {
+            out.add(
+                Drain,
+                Recovery,
+                a,
+                "recovery",
+                format!(
+                    "NVML's GPU recovery action is {v}: the driver asks for a {}",
+                    a.name()
+                ),
+                format!("gpu_recovery_action={v}"),
+            );
+        }
     }
     if let Some(n) = g
         .ecc_volatile_uncorrected

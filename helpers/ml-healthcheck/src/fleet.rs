@@ -30,7 +30,9 @@ impl Fleet {
         let mut f = Fleet { nodes: 0, ours: 0 };
         for n in nodes {
             f.nodes += 1;
-            f.ours += usize::from((n.drained() || n.failed()) && n.ours());
+            f.ours += usize::from(
+                ((n.drained() || n.failed()) && n.ours()) || crate::repair::hyperpod_owns(n),
+            );
         }
         f
     }

@@ -13,7 +13,8 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::struct_wrappers::device::FieldValueSample;
 use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::sys_exports::field_id::{
-    NVML_FI_DEV_REMAPPED_FAILURE, NVML_FI_DEV_REMAPPED_PENDING, NVML_FI_DEV_REMAPPED_UNC,
+    NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, NVML_FI_DEV_REMAPPED_FAILURE,
+    NVML_FI_DEV_REMAPPED_PENDING, NVML_FI_DEV_REMAPPED_UNC,
 };
 use nvml_wrapper::{Device, Nvml};
 
@@ -145,12 +146,15 @@ fn gpu(index: u32, d: &Device) -> Gpu {
             ..Gpu::default()
         };
     }
-    // Row remapping is not wrapped by nvml-wrapper: NVML's field values carry it.
+    // Row remapping and the recovery action are not wrapped by nvml-wrapper: NVML's
+    // field values carry them (a driver before R550 answers the recovery action with an
+    // error of its own, which leaves it `None`).
     let remap = d
         .field_values_for(&[
             FieldId(NVML_FI_DEV_REMAPPED_UNC),
             FieldId(NVML_FI_DEV_REMAPPED_PENDING),
             FieldId(NVML_FI_DEV_REMAPPED_FAILURE),
+            FieldId(NVML_FI_DEV_GET_GPU_RECOVERY_ACTION),
         ])
         .unwrap_or_default();
     // NVML_NVLINK_MAX_LINKS in the NVML headers of Hopper and Blackwell drivers.
@@ -190,6 +194,8 @@ fn gpu(index: u32, d: &Device) -> Gpu {
         remapped_rows_pending: field_u64(&remap, NVML_FI_DEV_REMAPPED_PENDING).map(|v| v > 0),
         remapped_rows_failure: field_u64(&remap, NVML_FI_DEV_REMAPPED_FAILURE).map(|v| v > 0),
         remapped_rows_uncorrectable: field_u64(&remap, NVML_FI_DEV_REMAPPED_UNC),
+        gpu_recovery_action: field_u64(&remap, NVML_FI_DEV_GET_GPU_RECOVERY_ACTION)
+            .and_then(|v| u32::try_from(v).ok()),
         pcie_gen: opt(d.current_pcie_link_gen()),
         pcie_gen_max: opt(d.max_pcie_link_gen()),
         pcie_width: opt(d.current_pcie_link_width()),

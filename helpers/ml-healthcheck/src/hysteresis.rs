@@ -109,7 +109,7 @@ mod tests {
         let after3 = BTreeMap::from([(Check::Nvlink, 3)]);
         let none = BTreeSet::new();
         let mut streaks = Streaks::new();
-        let mut step = |down: bool, streaks: &mut Streaks| {
+        let step = |down: bool, streaks: &mut Streaks| {
             let (mut f, j) = run(down);
             apply(&mut f, &j, &after3, streaks, &none);
             f

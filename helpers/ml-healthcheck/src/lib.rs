@@ -5,9 +5,11 @@
 
 pub mod config;
 pub mod counters;
+pub mod deadline;
 pub mod evaluate;
 pub mod fleet;
 pub mod gather;
+pub mod hysteresis;
 pub mod ibports;
 pub mod jobmap;
 pub mod kevents;
@@ -15,6 +17,7 @@ pub mod kmsg;
 pub mod node;
 pub mod pci_aer;
 pub mod reason;
+pub mod repair;
 pub mod report;
 pub mod run;
 pub mod snapshot;

@@ -114,12 +114,12 @@ fn hostname() -> Option<String> {
 }
 
 /// A source that also saves what it gathered.
-struct Saving<'a> {
-    inner: &'a dyn GpuSource,
+struct Saving {
+    inner: Box<dyn GpuSource + Send>,
     to: PathBuf,
 }
 
-impl GpuSource for Saving<'_> {
+impl GpuSource for Saving {
     fn snapshot(&self) -> Result<ml_healthcheck::snapshot::Snapshot, String> {
         let s = self.inner.snapshot()?;
         std::fs::write(&self.to, s.to_json() + "\n")
@@ -199,19 +199,12 @@ fn main() -> ExitCode {
         no_slurm: args.no_slurm,
         forget_xids: args.forget_xids,
     };
-    let nvml = NvmlSource;
-    let file;
-    let mut source: &dyn GpuSource = match &args.snapshot {
-        Some(p) => {
-            file = SnapshotFile(p.clone());
-            &file
-        }
-        None => &nvml,
+    let mut source: Box<dyn GpuSource + Send> = match &args.snapshot {
+        Some(p) => Box::new(SnapshotFile(p.clone())),
+        None => Box::new(NvmlSource),
     };
-    let saving;
     if let Some(to) = args.save_snapshot {
-        saving = Saving { inner: source, to };
-        source = &saving;
+        source = Box::new(Saving { inner: source, to });
     }
     let outcome = match run::run(&job, &cfg, source) {
         Ok(o) => o,

@@ -30,7 +30,9 @@ impl NodeInfo {
 
     /// `FAIL` (`scontrol update state=fail`, HyperPod's way to ask for a repair).
     pub fn failed(&self) -> bool {
-        self.state.split('+').any(|f| f == "FAIL")
+        self.state
+            .split('+')
+            .any(|f| matches!(f.trim_end_matches('*'), "FAIL" | "FAILING"))
     }
 
     /// Slurm shows no job on the node (and none finishing).
@@ -159,7 +161,8 @@ impl Serialize for Action {
 /// run skipped (busy GPUs on a node that runs jobs, where any process may be a job's)
 /// stays, and so does the drain.
 pub fn decide(node: &NodeInfo, now: &Judgement, full_check: bool) -> Action {
-    match (node.drained(), node.ours()) {
+    // A failed node (HyperPod's `Action:Reboot`) is somebody else's, as a drain is.
+    match (node.drained() || node.failed(), node.ours()) {
         (true, false) => Action::LeaveOthersDrain,
         (false, _) => drain_reason(&now.findings).map_or(Action::Nothing, Action::Drain),
         (true, true) if !full_check => Action::Nothing,
@@ -217,6 +220,12 @@ impl Scontrol {
             ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A repair step's command ([`crate::repair::Step::args`]).
+    pub fn step(&self, args: &[String]) -> Result<(), String> {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&args).map(drop)
     }
 
     /// This node, as every run asks.

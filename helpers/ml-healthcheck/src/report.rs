@@ -1,12 +1,13 @@
 //! What a run tells: one human line per finding and a summary, a JSON document, and a
 //! Prometheus textfile for node_exporter's textfile collector.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::evaluate::{Finding, Mode, Severity};
+use crate::evaluate::{Check, Finding, Judged, Mode, Severity};
 use crate::fleet::{Held, Hold};
 use crate::node::Action;
 
@@ -39,6 +40,55 @@ pub struct Report {
     pub dry_run: bool,
     pub warnings: Vec<String>,
     pub seconds: f64,
+    /// The platform's repair done after (or instead of) the drain: the `scontrol` command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<String>,
+    /// Each check this run made or could not make, and how it ended.
+    pub checks: BTreeMap<Check, Status>,
+}
+
+/// How a check ended in a run: the textfile's `status` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// It could not be made (UNKNOWN): neither a pass nor a failure.
+    Unknown,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Ok, Status::Warn, Status::Fail, Status::Unknown];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Unknown => "unknown",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// Each check's status: the worst of its findings (fail, warn, unknown), else ok where the
+/// run made it. A check neither made nor found is not listed.
+pub fn statuses(findings: &[Finding], judged: &Judged) -> BTreeMap<Check, Status> {
+    let mut m: BTreeMap<Check, Status> = judged
+        .checks()
+        .into_iter()
+        .map(|c| (c, Status::Ok))
+        .collect();
+    for f in findings {
+        let s = match f.severity {
+            Severity::Drain => Status::Fail,
+            Severity::Warn => Status::Warn,
+            Severity::Unknown => Status::Unknown,
+        };
+        let e = m.entry(f.check).or_insert(s);
+        *e = (*e).max(s);
+    }
+    m
 }
 
 /// The run in one line: what was checked, what was found, what was done to the node.
@@ -51,6 +101,10 @@ pub enum Summary<'a> {
         gpus: usize,
         drains: usize,
         warnings: usize,
+        /// Checks that could not be made (UNKNOWN findings).
+        unknown: usize,
+        /// The platform's repair command done with the drain.
+        repair: Option<&'a str>,
         action: &'a Action,
         held: Option<&'a Held>,
         /// The reason on the node before the run.
@@ -74,18 +128,31 @@ impl fmt::Display for Summary<'_> {
                 gpus,
                 drains,
                 warnings,
+                unknown,
                 action,
                 held,
                 node_reason,
                 kept,
                 dry_run,
+                repair,
             } => {
                 write!(f, "{node}: {gpus} GPUs checked, ")?;
+                // A run with checks that could not run is not called healthy.
+                let ok = if unknown > 0 {
+                    "nothing failed"
+                } else {
+                    "healthy"
+                };
                 match (drains, warnings) {
-                    (0, 0) => write!(f, "healthy")?,
-                    (0, w) => write!(f, "healthy, {w} warnings")?,
+                    (0, 0) => write!(f, "{ok}")?,
+                    (0, w) => write!(f, "{ok}, {w} warnings")?,
                     (1, _) => write!(f, "1 problem that drains the node")?,
                     (d, _) => write!(f, "{d} problems that drain the node")?,
+                }
+                match unknown {
+                    0 => {}
+                    1 => write!(f, ", 1 check could not run (unknown)")?,
+                    u => write!(f, ", {u} checks could not run (unknown)")?,
                 }
                 let would = if dry_run { "would have " } else { "" };
                 if let Some(h) = held {
@@ -107,7 +174,11 @@ impl fmt::Display for Summary<'_> {
                 }
                 match (action, node_reason) {
                     (Action::Drain(r) | Action::UpdateReason(r), _) => {
-                        write!(f, "; {would}drained: {r}")
+                        write!(f, "; {would}drained: {r}")?;
+                        match repair {
+                            Some(step) => write!(f, "; then {step}"),
+                            None => Ok(()),
+                        }
                     }
                     (Action::Resume, r) => {
                         write!(f, "; {would}resumed (was drained: {})", r.unwrap_or(""))
@@ -133,6 +204,13 @@ impl Report {
         self.findings
             .iter()
             .filter(|f| f.severity == Severity::Drain)
+            .count()
+    }
+
+    fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
             .count()
     }
 
@@ -181,7 +259,9 @@ impl Report {
             node: &self.node,
             gpus: self.gpus,
             drains: self.drains(),
-            warnings: self.findings.len() - self.drains(),
+            warnings: self.count(Severity::Warn),
+            unknown: self.count(Severity::Unknown),
+            repair: self.repair.as_deref(),
             action: &self.action,
             held: self.held.as_ref(),
             node_reason: self.node_reason.as_deref(),
@@ -246,7 +326,11 @@ impl Report {
         ));
         s.push_str(&format!(
             "ml_healthcheck_findings{{node=\"{node}\",severity=\"warn\"}} {}\n",
-            self.findings.len() - self.drains()
+            self.count(Severity::Warn)
+        ));
+        s.push_str(&format!(
+            "ml_healthcheck_findings{{node=\"{node}\",severity=\"unknown\"}} {}\n",
+            self.count(Severity::Unknown)
         ));
         s.push_str("# HELP ml_healthcheck_finding One finding of the last run.\n# TYPE ml_healthcheck_finding gauge\n");
         for f in &self.findings {
@@ -257,6 +341,17 @@ impl Report {
                 f.check.name(),
                 escape(&f.reason)
             ));
+        }
+        s.push_str("# HELP ml_healthcheck_check_status Each check's status in the last run (one of ok, warn, fail, unknown is 1).\n# TYPE ml_healthcheck_check_status gauge\n");
+        for (check, status) in &self.checks {
+            for st in Status::ALL {
+                s.push_str(&format!(
+                    "ml_healthcheck_check_status{{node=\"{node}\",check=\"{}\",status=\"{}\"}} {}\n",
+                    check.name(),
+                    st.name(),
+                    u8::from(*status == st)
+                ));
+            }
         }
         s.push_str("# HELP ml_healthcheck_drained_by_healthcheck 1 when the node carries ml-healthcheck's drain after this run.\n# TYPE ml_healthcheck_drained_by_healthcheck gauge\n");
         s.push_str(&format!(
@@ -338,6 +433,8 @@ mod tests {
             dry_run: false,
             warnings: vec!["/dev/kmsg: Permission denied: XIDs not checked".into()],
             seconds: 0.0,
+            repair: None,
+            checks: BTreeMap::new(),
         }
     }
 

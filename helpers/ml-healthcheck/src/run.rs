@@ -1,16 +1,22 @@
 //! One run: gather, read the kernel log, judge, act on the node, report.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::evaluate::{self, Context, Mode};
+use crate::deadline::{self, Gathered};
+use crate::evaluate::{self, Check, Context, Finding, Mode};
 use crate::fleet::{self, Fleet};
 use crate::gather::GpuSource;
+use crate::hysteresis;
 use crate::kevents::Event;
 use crate::kmsg;
 use crate::node::{self, Action, Scontrol};
-use crate::report::Report;
+use crate::reason;
+use crate::repair;
+use crate::report::{self, Report};
+use crate::snapshot::Snapshot;
 use crate::sources::{self, Host, Inputs};
 use crate::state;
 use crate::xid::Xid;
@@ -112,9 +118,24 @@ impl Outcome {
     }
 }
 
-pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, String> {
+pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result<Outcome, String> {
     let started = Instant::now();
-    let snap = source.snapshot()?;
+    // A stuck driver must not hold the run (and a prolog, the job): past the deadline the
+    // GPU checks are UNKNOWN and the run goes on.
+    let (snap, gpus_unknown) = match deadline::gather_within(source, cfg.deadline(job.mode)) {
+        Gathered::Done(r) => (r?, None),
+        Gathered::TimedOut(ms) => (
+            Snapshot::default(),
+            Some(format!(
+                "the GPU source (NVML) gave no answer within {ms} ms ({})",
+                if job.mode == Mode::HealthCheck {
+                    "deadline_ms"
+                } else {
+                    "job_deadline_ms"
+                }
+            )),
+        ),
+    };
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     let report = |findings,
@@ -140,6 +161,8 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         dry_run: job.dry_run,
         warnings,
         seconds: started.elapsed().as_secs_f64(),
+        repair: None,
+        checks: Default::default(),
     };
 
     // A node without the driver where no GPUs are expected (a CPU node): nothing to judge,
@@ -176,6 +199,7 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
     // This run's window of SXid / fallen-off-the-bus lines; those that need a reboot are
     // also remembered until one.
     let mut events: Vec<Event> = Vec::new();
+    let mut kmsg_error = None;
     let kmsg_read = match kmsg::scan(&cfg.kmsg) {
         Ok(scan) => {
             let fresh = new_xids(scan.xids, st.last_seq, job.job_start, boot_time());
@@ -198,6 +222,7 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         }
         Err(e) => {
             warnings.push(format!("{e}: XIDs not checked"));
+            kmsg_error = Some(e);
             false
         }
     };
@@ -225,8 +250,14 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         node_without_jobs: job.mode == Mode::HealthCheck
             && info.as_ref().is_some_and(|i| i.without_jobs()),
         kmsg_read,
+        gpus_unknown,
     };
     let mut judgement = evaluate::judge(&snap, &st.critical, cfg, &ctx);
+    if let Some(e) = kmsg_error {
+        judgement
+            .findings
+            .push(Finding::unknown(Check::Xid, None, e));
+    }
     // sysfs (AER, InfiniBand/EFA), the kernel's other lines, the fabric.
     let host = Host::scan(&cfg.sysfs_root);
     warnings.extend(host.warnings());
@@ -251,6 +282,22 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
     if job.mode == Mode::HealthCheck {
         st.counters = host.counters(now);
     }
+    // fail_after: a noisy check drains only after N failing runs in a row (counted in the
+    // state); a drain of ours that already names it stays.
+    let ours: BTreeSet<(Check, Option<u32>)> = info
+        .as_ref()
+        .filter(|i| i.drained() && i.ours())
+        .and_then(|i| i.reason.as_deref())
+        .and_then(reason::items)
+        .map(|items| items.iter().filter_map(|i| i.names).collect())
+        .unwrap_or_default();
+    hysteresis::apply(
+        &mut judgement.findings,
+        &judgement.judged,
+        &cfg.fail_after,
+        &mut st.streaks,
+        &ours,
+    );
     let mut fleet = None;
     let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());
     let is_report_only = report_only.is_some();
@@ -286,15 +333,25 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         ),
     };
     let breaker_open = fleet.map(|f| fleet::breaker_open(&f, cfg));
+    // The platform's repair for a new drain (reboot, HyperPod); gated with the drain.
+    let step = repair::step(&cfg.actions, &action, repair::needed(&judgement.findings));
     if !job.dry_run {
-        if let Err(e) = scontrol.apply(&job.node, &action) {
+        let done = match &step {
+            Some(s) if !s.after_drain() => scontrol.step(&s.args(&job.node)),
+            Some(s) => scontrol
+                .apply(&job.node, &action)
+                .and_then(|()| scontrol.step(&s.args(&job.node))),
+            None => scontrol.apply(&job.node, &action),
+        };
+        if let Err(e) = done {
             errors.push(e);
         }
         if let Err(e) = state::save(&cfg.state_dir, &state_file, &st) {
             errors.push(format!("cannot keep the state: {e}"));
         }
     }
-    let report = report(
+    let checks = report::statuses(&judgement.findings, &judgement.judged);
+    let mut report = report(
         judgement.findings,
         action,
         held,
@@ -304,6 +361,8 @@ pub fn run(job: &Job, cfg: &Config, source: &dyn GpuSource) -> Result<Outcome, S
         drained_by_us,
         warnings,
     );
+    report.repair = step.map(|s| s.describe(&job.node));
+    report.checks = checks;
     Ok(Outcome { report, errors })
 }
 

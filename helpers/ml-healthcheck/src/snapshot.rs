@@ -61,6 +61,11 @@ pub struct Gpu {
     pub remapped_rows_failure: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remapped_rows_uncorrectable: Option<u64>,
+    /// NVML's GPU recovery action (`NVML_FI_DEV_GET_GPU_RECOVERY_ACTION`, drivers from
+    /// R550): 0 none, 1 GPU reset, 2 node reboot, 3 drain P2P, 4 drain and reset, ...
+    /// The driver's own word on the repair: it wins over the XID table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_recovery_action: Option<u32>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pcie_gen: Option<u32>,

@@ -27,6 +27,9 @@ pub struct State {
     /// The error counters the last health check read (PCIe AER, InfiniBand ports).
     #[serde(default)]
     pub counters: Counters,
+    /// Consecutive failing runs of the checks with a `fail_after` ([`crate::hysteresis`]).
+    #[serde(default)]
+    pub streaks: crate::hysteresis::Streaks,
 }
 
 impl State {

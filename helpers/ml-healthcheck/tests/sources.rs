@@ -523,7 +523,7 @@ fn deltas_across_runs_are_kept_in_the_state_file() {
             forget_xids: false,
         };
         let source = ml_healthcheck::gather::SnapshotFile(snap.clone());
-        let out = run::run(&job, &cfg, &source).unwrap();
+        let out = run::run(&job, &cfg, Box::new(source)).unwrap();
         assert_eq!(out.errors, Vec::<String>::new());
         assert_eq!(out.report.warnings, Vec::<String>::new());
         out.report
