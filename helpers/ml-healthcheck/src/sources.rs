@@ -317,6 +317,8 @@ fn judge_port(
             Some(ibports::ACTIVE) => p.phys_state.as_deref().map_or("", ibports::state_word),
             _ => ibports::state_word(&p.state),
         };
+        // An unreadable state file is not up either; the item still needs a word.
+        let word = if word.is_empty() { "unreadable" } else { word };
         j.add(
             None,
             Severity::Drain,

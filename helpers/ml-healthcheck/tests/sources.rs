@@ -274,7 +274,13 @@ fn a_down_or_slow_port_drains_and_a_missing_device_needs_a_reboot() {
         sysfs_findings(t.path(), &cfg()),
         vec![d("ib mlx5_3/1 polling")]
     );
+    fs::remove_file(p3.join("state")).unwrap();
     put(&p3.join("phys_state"), "5: LinkUp\n");
+    assert_eq!(
+        sysfs_findings(t.path(), &cfg()),
+        vec![d("ib mlx5_3/1 unreadable")]
+    );
+    put(&p3.join("state"), "4: ACTIVE\n");
     put(&p3.join("rate"), "200 Gb/sec (4X HDR)\n");
     assert_eq!(
         sysfs_findings(t.path(), &cfg()),
