@@ -408,6 +408,7 @@ fn a_stuck_gpu_source_is_unknown_at_the_deadline_and_neither_drains_nor_resumes(
         json!({
             "severity": "unknown",
             "check": "nvml",
+            "gpu": null,
             "action": "monitor",
             "reason": "nvml unknown",
             "detail": "nvml: not checked: the GPU source (NVML) gave no answer within 1000 ms (deadline_ms)",
@@ -554,6 +555,74 @@ fn the_reboot_action_reboots_the_node_and_a_clean_check_resumes_it() {
         fs::read_to_string(c.dir().join("reboots")).unwrap(),
         "n2\n",
         "one reboot"
+    );
+}
+
+/// `actions: hyperpod`: a finding that needs new hardware (a failed row remap) fails the
+/// node with HyperPod's own reason instead of our drain; later runs leave it to HyperPod,
+/// and the circuit breaker counts it.
+#[test]
+fn the_hyperpod_action_fails_the_node_with_its_reason_and_leaves_it_to_hyperpod() {
+    let c = start(Options::default());
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let conf = config_at(
+        &c,
+        "hyperpod.json",
+        "\"breaker_max_percent\": 100, \"actions\": {\"reboot\": \"hyperpod\", \"replace\": \"hyperpod\"}",
+    );
+    let conf = conf.to_str().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let (good, bad) = (d.path().join("good.json"), d.path().join("bad.json"));
+    write(&good, &healthy());
+    write(
+        &bad,
+        &snapshot(|v| v["gpus"][3]["remapped_rows_failure"] = json!(true)),
+    );
+    let prom = d.path().join("prom");
+    fs::create_dir(&prom).unwrap();
+    let out = ok(check(
+        &c,
+        "n1",
+        &bad,
+        &["--config", conf, "--textfile", prom.to_str().unwrap()],
+    ));
+    assert_eq!(
+        stdout(&out),
+        "ml-healthcheck: n1: DRAIN gpu3 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000003, 00000000:5D:00.0): row remapping failed: replace the GPU\n\
+         ml-healthcheck: n1: 8 GPUs checked, 1 problem that drains the node; handed to the platform for mlhealth: gpu3 row remap failed [replace]: scontrol update NodeName=n1 State=FAIL Reason=Action:Replace\n"
+    );
+    let shown = ok(c.run("scontrol", ["show", "node", "n1", "-o"]).unwrap());
+    let shown = stdout(&shown);
+    assert!(shown.contains(" Reason=Action:Replace ["), "{shown}");
+    assert!(
+        shown.split_whitespace().any(|w| w
+            .strip_prefix("State=")
+            .is_some_and(|s| s.split('+').any(|f| f == "FAIL"))),
+        "{shown}"
+    );
+    let text = fs::read_to_string(prom.join("ml_healthcheck_n1.prom")).unwrap();
+    for line in [
+        "ml_healthcheck_breaker_drained_nodes{node=\"n1\"} 1\n",
+        "ml_healthcheck_breaker_limit_nodes{node=\"n1\"} 3\n",
+        "ml_healthcheck_cluster_nodes{node=\"n1\"} 3\n",
+        "ml_healthcheck_check_status{node=\"n1\",check=\"remapped-rows\",status=\"fail\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    // HyperPod owns the node now: neither a new drain nor a resume from us.
+    for snap in [&bad, &good] {
+        let out = ok(check(&c, "n1", snap, &["--config", conf]));
+        assert!(
+            stdout(&out).ends_with("; left as it is: drained by someone else (Action:Replace)\n"),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let shown = ok(c.run("scontrol", ["show", "node", "n1", "-o"]).unwrap());
+    assert!(
+        stdout(&shown).contains(" Reason=Action:Replace ["),
+        "{}",
+        stdout(&shown)
     );
 }
 

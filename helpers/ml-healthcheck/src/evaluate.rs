@@ -182,7 +182,7 @@ impl Check {
 pub struct Finding {
     pub severity: Severity,
     pub check: Check,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` in JSON for a finding on the whole node.
     pub gpu: Option<u32>,
     /// The repair this finding needs.
     pub action: Action,

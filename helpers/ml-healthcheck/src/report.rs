@@ -30,6 +30,10 @@ pub struct Report {
     /// The circuit breaker holds new drains now (without Slurm: unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaker_open: Option<bool>,
+    /// The breaker's count when the run made one (a run that changes its node): nodes
+    /// carrying our drain after the run, the cluster's nodes, and the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerCount>,
     /// `mode = "report"` or the killswitch: nothing is done in Slurm.
     pub report_only: bool,
     /// The drain reason already on the node, if any.
@@ -40,11 +44,27 @@ pub struct Report {
     pub dry_run: bool,
     pub warnings: Vec<String>,
     pub seconds: f64,
-    /// The platform's repair done after (or instead of) the drain: the `scontrol` command.
+    /// The platform's repair done after (or instead of) the drain.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub repair: Option<String>,
+    pub repair: Option<Repair>,
     /// Each check this run made or could not make, and how it ended.
     pub checks: BTreeMap<Check, Status>,
+}
+
+/// The platform's repair step ([`crate::repair`]): the `scontrol` command, and whether it
+/// was done instead of our drain (HyperPod's fail) or after it (a reboot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Repair {
+    pub command: String,
+    pub instead_of_drain: bool,
+}
+
+/// The circuit breaker's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BreakerCount {
+    pub drained: usize,
+    pub nodes: usize,
+    pub limit: usize,
 }
 
 /// How a check ended in a run: the textfile's `status` label.
@@ -103,8 +123,8 @@ pub enum Summary<'a> {
         warnings: usize,
         /// Checks that could not be made (UNKNOWN findings).
         unknown: usize,
-        /// The platform's repair command done with the drain.
-        repair: Option<&'a str>,
+        /// The platform's repair step done with (or instead of) the drain.
+        repair: Option<&'a Repair>,
         action: &'a Action,
         held: Option<&'a Held>,
         /// The reason on the node before the run.
@@ -173,13 +193,16 @@ impl fmt::Display for Summary<'_> {
                     };
                 }
                 match (action, node_reason) {
-                    (Action::Drain(r) | Action::UpdateReason(r), _) => {
-                        write!(f, "; {would}drained: {r}")?;
-                        match repair {
-                            Some(step) => write!(f, "; then {step}"),
-                            None => Ok(()),
+                    (Action::Drain(r) | Action::UpdateReason(r), _) => match repair {
+                        Some(Repair {
+                            command,
+                            instead_of_drain: true,
+                        }) => write!(f, "; {would}handed to the platform for {r}: {command}"),
+                        Some(Repair { command, .. }) => {
+                            write!(f, "; {would}drained: {r}; then {command}")
                         }
-                    }
+                        None => write!(f, "; {would}drained: {r}"),
+                    },
                     (Action::Resume, r) => {
                         write!(f, "; {would}resumed (was drained: {})", r.unwrap_or(""))
                     }
@@ -261,7 +284,7 @@ impl Report {
             drains: self.drains(),
             warnings: self.count(Severity::Warn),
             unknown: self.count(Severity::Unknown),
-            repair: self.repair.as_deref(),
+            repair: self.repair.as_ref(),
             action: &self.action,
             held: self.held.as_ref(),
             node_reason: self.node_reason.as_deref(),
@@ -358,6 +381,17 @@ impl Report {
             "ml_healthcheck_drained_by_healthcheck{{node=\"{node}\"}} {}\n",
             u8::from(self.drained_by_healthcheck)
         ));
+        if let Some(b) = self.breaker {
+            for (name, help, v) in [
+                ("breaker_drained_nodes", "Nodes carrying ml-healthcheck's drain (or HyperPod's fail) after this run, as the circuit breaker counts them.", b.drained),
+                ("breaker_limit_nodes", "The most nodes that may carry ml-healthcheck's drain before the circuit breaker holds new drains.", b.limit),
+                ("cluster_nodes", "The cluster's nodes, as the circuit breaker counts them.", b.nodes),
+            ] {
+                s.push_str(&format!(
+                    "# HELP ml_healthcheck_{name} {help}\n# TYPE ml_healthcheck_{name} gauge\nml_healthcheck_{name}{{node=\"{node}\"}} {v}\n"
+                ));
+            }
+        }
         if let Some(open) = self.breaker_open {
             s.push_str("# HELP ml_healthcheck_breaker_open 1 when the circuit breaker holds new drains: too many nodes carry ml-healthcheck's drain.\n# TYPE ml_healthcheck_breaker_open gauge\n");
             s.push_str(&format!(
@@ -428,6 +462,7 @@ mod tests {
             action,
             held: None,
             breaker_open: None,
+            breaker: None,
             report_only: false,
             node_reason: node_reason.map(Into::into),
             dry_run: false,

@@ -163,6 +163,7 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
         seconds: started.elapsed().as_secs_f64(),
         repair: None,
         checks: Default::default(),
+        breaker: None,
     };
 
     // A node without the driver where no GPUs are expected (a CPU node): nothing to judge,
@@ -333,6 +334,11 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
         ),
     };
     let breaker_open = fleet.map(|f| fleet::breaker_open(&f, cfg));
+    let breaker = fleet.map(|f| report::BreakerCount {
+        drained: f.ours,
+        nodes: f.nodes,
+        limit: fleet::limit(f.nodes, cfg.breaker_max_nodes, cfg.breaker_max_percent),
+    });
     // The platform's repair for a new drain (reboot, HyperPod); gated with the drain.
     let step = repair::step(&cfg.actions, &action, repair::needed(&judgement.findings));
     if !job.dry_run {
@@ -361,8 +367,12 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
         drained_by_us,
         warnings,
     );
-    report.repair = step.map(|s| s.describe(&job.node));
+    report.repair = step.map(|s| report::Repair {
+        command: s.describe(&job.node),
+        instead_of_drain: !s.after_drain(),
+    });
     report.checks = checks;
+    report.breaker = breaker;
     Ok(Outcome { report, errors })
 }
 
