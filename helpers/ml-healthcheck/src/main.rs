@@ -21,9 +21,12 @@ const USAGE: &str = "usage: ml-healthcheck [--mode health-check|prolog|epilog] [
 
 Checks the node's NVIDIA GPUs through NVML (GPU count, lost GPUs, ECC, retired pages,
 row remapping, critical XIDs in the kernel log, PCIe links, NVLinks, temperature, and in
-the prolog processes already on the job's GPUs). A problem drains the node in Slurm with a
-reason starting 'mlhealth:'; the health check resumes it once every check the reason names
-has been made again and passes (busy GPUs: on a node without jobs). Another drain (an
+the prolog processes already on the job's GPUs), and from the kernel log and sysfs the
+NVSwitch SXids, GPUs fallen off the bus, PCIe AER counters of the GPUs and fabric NICs,
+and the InfiniBand/EFA devices and ports (ib_devices, efa_devices, ib_rate_gbps). A
+problem drains the node in Slurm with a reason starting 'mlhealth:'; the health check
+resumes it once every check the reason names has been made again and passes (busy GPUs:
+on a node without jobs). Another drain (an
 admin's) is never changed. As Prolog it exits 1 on a problem so the job goes elsewhere;
 as HealthCheckProgram and Epilog it exits 0. Fleet safety: with mode = report in the
 config, or while the killswitch file exists, nothing is done in Slurm (what would be done
