@@ -261,7 +261,6 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
     }
     // sysfs (AER, InfiniBand/EFA), the kernel's other lines, the fabric.
     let host = Host::scan(&cfg.sysfs_root);
-    warnings.extend(host.warnings());
     let now = unix_now();
     let events: Vec<Event> = st
         .events

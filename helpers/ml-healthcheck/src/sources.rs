@@ -25,14 +25,14 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::counters::Counters;
-use crate::evaluate::{Action, Check, Judgement, Severity};
+use crate::evaluate::{Action, Check, Finding, Judgement, Severity};
 use crate::ibports::{self, Kind as IbKind};
 use crate::kevents::{Event, What};
 use crate::pci_aer::{self, Kind as PciKind};
 use crate::snapshot::{pci_key, Snapshot};
 use crate::xid::{self, Xid};
 
-/// What sysfs says; `Err`: that source could not be read (a warning, not a finding).
+/// What sysfs says; `Err`: that source could not be read (its check is UNKNOWN).
 #[derive(Debug, Clone)]
 pub struct Host {
     pub aer: Result<Vec<pci_aer::Device>, String>,
@@ -65,18 +65,6 @@ impl Host {
             }
         }
         c
-    }
-
-    /// Why a source could not be read, for the run's warnings.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut w = Vec::new();
-        if let Err(e) = &self.aer {
-            w.push(format!("{e}: PCIe AER not checked"));
-        }
-        if let Err(e) = &self.ib {
-            w.push(format!("{e}: InfiniBand/EFA ports not checked"));
-        }
-        w
     }
 }
 
@@ -117,15 +105,26 @@ pub fn judge(j: &mut Judgement, snap: &Snapshot, inp: &Inputs, cfg: &Config) {
     for e in inp.events {
         judge_event(j, snap, e, inp.xids);
     }
-    if let Ok(devices) = &inp.host.aer {
-        j.made(Check::PcieAer, None);
-        for d in devices {
-            judge_aer(j, snap, d, inp, cfg);
+    // A source that cannot be read is UNKNOWN: it neither drains nor lifts a drain.
+    match &inp.host.aer {
+        Ok(devices) => {
+            j.made(Check::PcieAer, None);
+            for d in devices {
+                judge_aer(j, snap, d, inp, cfg);
+            }
         }
+        Err(e) => j
+            .findings
+            .push(Finding::unknown(Check::PcieAer, None, e.clone())),
     }
-    if let Ok(devices) = &inp.host.ib {
-        j.made(Check::IbPort, None);
-        judge_ib(j, devices, inp.baseline, cfg);
+    match &inp.host.ib {
+        Ok(devices) => {
+            j.made(Check::IbPort, None);
+            judge_ib(j, devices, inp.baseline, cfg);
+        }
+        Err(e) => j
+            .findings
+            .push(Finding::unknown(Check::IbPort, None, e.clone())),
     }
     if snap.nvml_error.is_none() {
         for g in snap.gpus.iter().filter(|g| !g.lost && g.error.is_none()) {

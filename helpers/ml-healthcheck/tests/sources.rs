@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ml_healthcheck::config::Config;
 use ml_healthcheck::counters::Counters;
-use ml_healthcheck::evaluate::{judge, Context, Judgement, Mode, Severity};
+use ml_healthcheck::evaluate::{judge, Check, Context, Judgement, Mode, Severity};
 use ml_healthcheck::kmsg;
 use ml_healthcheck::run::{self, Job};
 use ml_healthcheck::snapshot::Snapshot;
@@ -163,7 +163,7 @@ fn findings(
     };
     let mut j: Judgement = judge(snap, xids, cfg, &ctx);
     let host = Host::scan(root);
-    assert_eq!(host.warnings(), Vec::<String>::new());
+    assert!(host.aer.is_ok() && host.ib.is_ok(), "{host:?}");
     let inputs = Inputs {
         kmsg_read: true,
         events,
@@ -498,6 +498,49 @@ fn the_nvlink_fabric_must_complete() {
     );
     // Snapshots without the fields (older ones) still parse: the fixture has none.
     assert!(!HEALTHY.contains("fabric"));
+}
+
+/// A sysfs that cannot be read leaves AER UNKNOWN: reported, never a drain.
+#[test]
+fn an_unreadable_sysfs_is_unknown() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = Context {
+        kmsg_read: true,
+        ..Context::default()
+    };
+    let mut j = judge(&healthy(), &[], &cfg(), &ctx);
+    let host = Host::scan(&t.path().join("none"));
+    let inputs = Inputs {
+        kmsg_read: true,
+        events: &[],
+        xids: &[],
+        host: &host,
+        baseline: &Counters::default(),
+        now_unix: 0,
+    };
+    sources::judge(&mut j, &healthy(), &inputs, &Config::default());
+    let f: Vec<(Severity, &str, &str)> = j
+        .findings
+        .iter()
+        .map(|f| (f.severity, f.reason.as_str(), f.detail.as_str()))
+        .collect();
+    let missing = format!(
+        "{}/none/bus/pci/devices: No such file or directory (os error 2)",
+        t.path().display()
+    );
+    assert_eq!(
+        f,
+        vec![(
+            Severity::Unknown,
+            "pcie-aer unknown",
+            format!("pcie-aer: not checked: {missing}").as_str()
+        )]
+    );
+    assert!(!j.judged.covers(Check::PcieAer, None));
+    assert!(
+        j.judged.covers(Check::IbPort, None),
+        "no RDMA class: no devices"
+    );
 }
 
 /// Two health checks through the state file: the second judges what was added since the
