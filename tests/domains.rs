@@ -122,8 +122,12 @@ fn run_job(c: &Cluster, user: &User, args: &[&str]) -> u32 {
 }
 
 /// sacct's `Partition|Account|WCKey|AdminComment` of a completed job, once slurmdbd has
-/// its full record.
+/// its full record (and its AdminComment: every job here has one but the untagged).
 fn sacct_tags(c: &Cluster, job: u32) -> String {
+    sacct_record(c, job, true)
+}
+
+fn sacct_record(c: &Cluster, job: u32, tagged: bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = ok(c
@@ -143,7 +147,7 @@ fn sacct_tags(c: &Cluster, job: u32) -> String {
         let text = stdout(&out);
         // The row can exist for a moment before its full record (no partition yet).
         if let Some(rest) = text.trim().strip_prefix("COMPLETED|") {
-            if !rest.starts_with('|') && !rest.ends_with('|') {
+            if !rest.starts_with('|') && !(tagged && rest.ends_with('|')) {
                 return rest.to_string();
             }
         }
@@ -241,6 +245,35 @@ fn jobs_are_tagged_with_their_domain() {
         &["-H", "-p", "onprem,cloud", "--wrap", "true"],
         "sbatch: error: mlpolicy: partitions onprem,cloud lie in more than one accounting domain (onprem, cloud), whose usage is accounted apart: submit to one domain's partitions (-p onprem or -p cloud)\n",
     );
+
+    // Root is exempt: never refused (a list across domains is accepted, untagged), but
+    // tagged where the job lies in one domain, so its usage lands there too.
+    sacctmgr(&c, &["add", "account", "root_cloud"]);
+    sacctmgr(&c, &["add", "user", "root", "account=root_cloud"]);
+    let root_job = |args: &[&str]| {
+        let mut all = vec!["-o", "/dev/null"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--wrap", "true"]);
+        let job = c.sbatch(None, &all).unwrap();
+        assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
+        job
+    };
+    let last = std::cell::RefCell::new(String::new());
+    wait_for(
+        "root's cloud job charged to root_cloud",
+        Duration::from_secs(30),
+        || {
+            let job = root_job(&["-p", "cloud"]);
+            *last.borrow_mut() = sacct_tags(&c, job);
+            *last.borrow()
+                == r#"cloud|root_cloud|cloud|{"mlpolicy":{"domain":"cloud","account":"root"}}"#
+        },
+        || format!("last sacct: {}", last.borrow()),
+    );
+    let job = root_job(&["-p", "onprem,cloud", "-A", "root"]);
+    // It ran in one of them; Slurm gave it the default wckey ("*": none).
+    let untagged = sacct_record(&c, job, false);
+    assert!(untagged.ends_with("|root|*|"), "{untagged}");
 
     // Updates cannot untag: account, wckey, partition.
     let job = held(&c, &member, &["-p", "cloud"]);
