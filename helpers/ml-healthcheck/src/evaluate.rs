@@ -60,6 +60,16 @@ impl Action {
             Action::Replace => "replace",
         }
     }
+
+    /// In a sentence: "the driver asks for {}".
+    pub fn words(self) -> &'static str {
+        match self {
+            Action::Monitor => "nothing",
+            Action::ResetGpu => "a GPU reset",
+            Action::Reboot => "a reboot",
+            Action::Replace => "new hardware",
+        }
+    }
 }
 
 /// Which slot the run is in.
@@ -531,8 +541,8 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
                 a,
                 "recovery",
                 format!(
-                    "NVML's GPU recovery action is {v}: the driver asks for a {}",
-                    a.name()
+                    "NVML's GPU recovery action is {v}: the driver asks for {}",
+                    a.words()
                 ),
                 format!("gpu_recovery_action={v}"),
             );
