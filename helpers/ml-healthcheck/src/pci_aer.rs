@@ -72,6 +72,19 @@ fn read(dir: &Path, file: &str) -> Option<String> {
     std::fs::read_to_string(dir.join(file)).ok()
 }
 
+/// `class` or `vendor` (`0x030200\n`): one read into a small buffer. Every PCI function of
+/// the node is asked its class on every run (hundreds on an HGX node): open, read, close,
+/// without the size query and the second read of `read_to_string`.
+fn read_hex(dir: &Path, file: &str) -> Option<u32> {
+    use std::io::Read;
+    let mut buf = [0u8; 16];
+    let n = std::fs::File::open(dir.join(file))
+        .ok()?
+        .read(&mut buf)
+        .ok()?;
+    hex(std::str::from_utf8(&buf[..n]).ok()?)
+}
+
 /// The AER totals of every GPU and fabric NIC under `sysfs_root`. A device without AER
 /// (no `aer_dev_*` files: the capability is absent or the kernel has no AER) is left out;
 /// `Err` when the device list cannot be read at all.
@@ -82,17 +95,13 @@ pub fn scan(sysfs_root: &Path) -> Result<Vec<Device>, String> {
     for entry in entries.flatten() {
         let dir = entry.path();
         // The class first: most devices end there, with one read.
-        let Some(class) = read(&dir, "class").as_deref().and_then(hex) else {
+        let Some(class) = read_hex(&dir, "class") else {
             continue;
         };
         if class >> 16 != 0x02 && class >> 16 != 0x03 {
             continue;
         }
-        let Some(kind) = read(&dir, "vendor")
-            .as_deref()
-            .and_then(hex)
-            .and_then(|v| kind(class, v))
-        else {
+        let Some(kind) = read_hex(&dir, "vendor").and_then(|v| kind(class, v)) else {
             continue;
         };
         let count = |file, name| read(&dir, file).and_then(|t| total(&t, name));
