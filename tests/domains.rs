@@ -147,7 +147,9 @@ fn sacct_record(c: &Cluster, job: u32, tagged: bool) -> String {
         let text = stdout(&out);
         // The row can exist for a moment before its full record (no partition yet).
         if let Some(rest) = text.trim().strip_prefix("COMPLETED|") {
-            if !rest.starts_with('|') && !(tagged && rest.ends_with('|')) {
+            let complete = !rest.starts_with('|');
+            let commented = !rest.ends_with('|');
+            if complete && (commented || !tagged) {
                 return rest.to_string();
             }
         }
