@@ -119,6 +119,7 @@ pub enum Check {
     /// InfiniBand / EFA devices and ports ([`crate::ibports`]).
     IbPort,
     /// The GPU's NVLink fabric registration (fabric manager).
+    #[serde(rename = "nvlink-fabric")]
     Fabric,
 }
 
@@ -764,4 +765,38 @@ fn dedup(findings: Vec<Finding>) -> Vec<Finding> {
 /// reasons ([`crate::reason`]).
 pub fn drain_reason(findings: &[Finding]) -> Option<String> {
     crate::reason::after(None, findings, &Judged::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// JSON, the textfile's labels and `fail_after`'s keys name a check alike.
+    #[test]
+    fn a_check_has_one_name() {
+        use Check::*;
+        for c in [
+            Nvml,
+            GpuCount,
+            Xid,
+            GpuLost,
+            GpuError,
+            Ecc,
+            RetiredPages,
+            RemappedRows,
+            Pcie,
+            Nvlink,
+            Temperature,
+            Throttle,
+            Busy,
+            Recovery,
+            Sxid,
+            PcieAer,
+            IbPort,
+            Fabric,
+        ] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.name(), "{c:?}");
+            assert_eq!(serde_json::from_value::<Check>(c.name().into()).unwrap(), c);
+        }
+    }
 }
