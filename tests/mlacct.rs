@@ -514,6 +514,14 @@ fn mlacct_totals_equal_sacct_and_budgets_equal_sshare() {
     assert_eq!(filtered, want);
     println!("{table}");
 
+    // A time Slurm cannot read: its own complaint is not printed, ours is.
+    let out = mlacct(&c, &tool, None, &["--since", "yesterday-ish"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "mlacct: --since: Slurm cannot read \"yesterday-ish\" as a time\n"
+    );
+
     budget_equals_sshare(&c, &tool, &table);
     unreachable_daemons(&c, &tool);
 }

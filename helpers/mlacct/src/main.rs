@@ -59,6 +59,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &cli::Args) -> Result<String, Failure> {
+    // libslurm waits a minute for a missing slurm.conf, then exits: say it at once.
+    if let Some(conf) = std::env::var_os("SLURM_CONF").filter(|c| !c.is_empty()) {
+        if !Path::new(&conf).is_file() {
+            return Err(Failure::Input(format!(
+                "SLURM_CONF={} is not a file",
+                Path::new(&conf).display()
+            )));
+        }
+    }
     slurmdb::init_client();
     let now = now();
     let time = |opt: &str, v: &str| {

@@ -28,6 +28,9 @@ const JOBCOND_FLAG_NO_STEP: u32 = 1 << 1;
 /// `JOBCOND_FLAG_NO_TRUNC`: records as they are, not cut to the period (sacct's default;
 /// `--truncate` clears it).
 const JOBCOND_FLAG_NO_TRUNC: u32 = 1 << 2;
+/// `ASSOC_MGR_INFO_FLAG_ASSOC` (slurm.h): `0x00000001` in 22.05 and 24.11, `SLURM_BIT(0)`
+/// in 26.05, which bindgen cannot evaluate.
+const ASSOC_MGR_INFO_FLAG_ASSOC: u32 = 1 << 0;
 /// `INFINITE64`: no limit.
 pub const INFINITE64: u64 = u64::MAX;
 
@@ -132,8 +135,9 @@ pub fn init_client() {
 /// Slurm cannot read it.
 pub fn parse_time(s: &str) -> Option<i64> {
     let c = CString::new(s).ok()?;
-    // SAFETY: a valid C string; the function only reads it.
-    let t = unsafe { slurm_parse_time(c.as_ptr(), 1) };
+    // SAFETY: a valid C string; the function only reads it. Its complaint on stderr is
+    // the caller's to word.
+    let t = quiet(|| unsafe { slurm_parse_time(c.as_ptr(), 1) });
     (t > 0).then_some(secs(t))
 }
 
@@ -410,7 +414,7 @@ pub fn assoc_usage(accounts: &[String]) -> Result<Vec<AssocUsage>, DbError> {
     let accts = StringList::new(accounts)?;
     let mut req = sys::assoc_mgr_info_request_msg_t {
         acct_list: accts.list.0,
-        flags: sys::ASSOC_MGR_INFO_FLAG_ASSOC,
+        flags: ASSOC_MGR_INFO_FLAG_ASSOC,
         ..Default::default()
     };
     let mut resp: *mut sys::assoc_mgr_info_msg_t = std::ptr::null_mut();
