@@ -301,10 +301,16 @@ impl PowerSaveScripts {
     /// `stop` find it. `-b` reports the node booted when slurmd started: slurmctld ignores
     /// a powering-up node's registration while its boot time is older than the resume
     /// request (waiting_for_node_boot, node_mgr.c), and this machine booted long ago.
+    /// `env --default-signal`: the program inherits slurmctld's blocked signals (22.05
+    /// forks it from a thread that blocks them), and a slurmd with SIGTERM blocked would
+    /// not stop when suspended.
     pub fn resume(&self) -> String {
         format!(
-            "{}for node in $nodes; do\n\
-             \x20 {slurmd} -b -N \"$node\" -f {conf} >>{dir}/log/slurmd-\"$node\".out 2>&1 \\\n\
+            "{}# An instance takes a while to boot: slurmctld shows the node POWERING_UP (#)\n\
+             # meanwhile, long enough to be seen.\n\
+             sleep 2\n\
+             for node in $nodes; do\n\
+             \x20 env --default-signal {slurmd} -b -N \"$node\" -f {conf} >>{dir}/log/slurmd-\"$node\".out 2>&1 \\\n\
              \x20   || echo \"slurmd -N $node failed: $?\"\n\
              done\n",
             self.header("ResumeProgram"),
@@ -327,7 +333,7 @@ impl PowerSaveScripts {
              \x20 kill -TERM \"$pid\"\n\
              \x20 for _ in $(seq 100); do alive \"$pid\" || break; sleep 0.1; done\n\
              \x20 alive \"$pid\" && kill -KILL \"$pid\"\n\
-             \x20 echo \"stopped slurmd -N $node (pid $pid)\"\n\
+             \x20 echo \"$(date +%FT%T) stopped slurmd -N $node (pid $pid)\"\n\
              done\n\
              exit 0\n",
             self.header("SuspendProgram"),
@@ -558,7 +564,7 @@ mod tests {
             r.contains("nodes=$(/usr/bin/scontrol show hostnames \"$1\") || exit 1\n"),
             "{r}"
         );
-        assert!(r.contains("  /usr/sbin/slurmd -b -N \"$node\" -f /tmp/lc/slurm.conf >>/tmp/lc/log/slurmd-\"$node\".out 2>&1"), "{r}");
+        assert!(r.contains("  env --default-signal /usr/sbin/slurmd -b -N \"$node\" -f /tmp/lc/slurm.conf >>/tmp/lc/log/slurmd-\"$node\".out 2>&1"), "{r}");
         let s = sc.suspend();
         assert!(
             s.contains("pid=$(cat /tmp/lc/run/slurmd-\"$node\".pid 2>/dev/null) || continue\n"),
