@@ -51,8 +51,9 @@ fn bucket_action(bucket: &str) -> Action {
 /// (<https://docs.nvidia.com/deploy/xid-errors/analyzing-xid-catalog.html>, column
 /// "Resolution Bucket (Immediate Action)"), as NVIDIA's NVSentinel ships it
 /// (`distros/kubernetes/nvsentinel/charts/gpu-health-monitor/xiderrorsmapping.csv`,
-/// NVIDIA/NVSentinel commit 6f8b0fcf). XID 154 names its action in its text
-/// ([`action_of`]).
+/// NVIDIA/NVSentinel commit 6f8b0fcf, which writes the catalogue's `CONTACT_SUPPORT` of
+/// unused and unexpected XIDs as `UNEXPECTED_ERR_REPORT_ISSUE`). XID 154 names its action
+/// in its text ([`action_of`]).
 const CATALOGUE: &[(u32, &str)] = &[
     (8, "RESTART_APP"),
     (13, "RESTART_APP"),
