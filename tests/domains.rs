@@ -389,3 +389,43 @@ fn jobs_are_tagged_with_their_domain() {
         "sbatch: error: mlpolicy: account other may not use the cloud domain (partitions cloud); ask hpc-help@example.org\n",
     );
 }
+
+/// Without slurmdbd, slurmctld knows no default account: a job that names none is refused
+/// with the way to fix it (never guessed), one that names one is tagged, and the controller
+/// log says the shadow accounts are not enforced.
+#[test]
+fn without_accounting_no_account_is_guessed() {
+    let plugin = cargo_artifact("libjob_submit_mlpolicy.so").unwrap_or_else(|e| panic!("{e}"));
+    let c = start(Options {
+        nodes: 1,
+        job_submit_plugins: vec![plugin],
+        extra_slurm_conf: vec![
+            "PartitionName=onprem Nodes=n1 State=UP".into(),
+            "PartitionName=cloud Nodes=n1 State=UP".into(),
+        ],
+        extra_files: vec![("mlpolicy.json".into(), POLICY.into())],
+        ..Options::default()
+    });
+    let user = ensure_user("mltest-a").unwrap();
+    refused(
+        &c,
+        &user,
+        "sbatch",
+        &["-H", "-p", "cloud", "--wrap", "true"],
+        "sbatch: error: mlpolicy: this job names no account and slurmctld knows no default account for its user, so its cloud domain account cannot be chosen: pass -A ACCOUNT\n",
+    );
+    // (scontrol shows no WCKey without TrackWCKey.)
+    let job = held(&c, &user, &["-p", "cloud", "-A", "proj"]);
+    for (field, want) in [("Account", "proj_cloud"), ("AdminComment", CLOUD_TAG)] {
+        assert_eq!(
+            c.job_field(job, field).unwrap().as_deref(),
+            Some(want),
+            "{field}"
+        );
+    }
+    let log = c.log("slurmctld");
+    assert!(
+        log.contains("job_submit/mlpolicy: warning: accounting: shadow accounts and allowed_accounts need AccountingStorageType=accounting_storage/slurmdbd and AccountingStorageEnforce=associations (or limits, safe): without them any user may name any account and no budget holds a job\n"),
+        "{log}"
+    );
+}

@@ -81,6 +81,16 @@ fn last_good_path() -> Option<PathBuf> {
 fn set_accounts_enforced(p: &mut Policy, slurmdbd: bool) {
     let enforce = conf::associations_enforced().unwrap_or(false);
     p.accounts_enforced = slurmdbd && enforce;
+    let by_account = p.accounting.as_ref().is_some_and(|a| {
+        a.domains
+            .values()
+            .any(|d| d.tags_account() || !d.allowed_accounts.is_empty())
+    });
+    if by_account && !p.accounts_enforced {
+        // Jobs are still tagged; but nothing makes a shadow account one the user belongs
+        // to, nor holds a job to its budget.
+        tracing::warn!("accounting: shadow accounts and allowed_accounts need AccountingStorageType=accounting_storage/slurmdbd and AccountingStorageEnforce=associations (or limits, safe): without them any user may name any account and no budget holds a job");
+    }
     if p.admins.accounts.is_empty() {
         return;
     }
