@@ -250,6 +250,9 @@ pub struct Judged {
     gpus: BTreeSet<(Check, u32)>,
     /// Every GPU NVML listed, judged or not.
     seen: BTreeSet<u32>,
+    /// Checks of the other sources ([`crate::sources`]) the run could not make (sysfs
+    /// unreadable): no run that missed one is complete.
+    missed: BTreeSet<Check>,
 }
 
 impl Judged {
@@ -273,6 +276,7 @@ impl Judged {
     pub fn complete(&self) -> bool {
         self.node.contains(&Check::Nvml)
             && self.node.contains(&Check::Xid)
+            && self.missed.is_empty()
             && self.seen.iter().all(|&g| {
                 Check::DRAINING_PER_GPU
                     .iter()
@@ -397,6 +401,12 @@ impl Judgement {
         };
         out.judge(check);
         self.judged = out.judged;
+    }
+
+    /// `check` of such a source could not be made this run: a drain reason that cannot be
+    /// read item by item stays.
+    pub fn missed(&mut self, check: Check) {
+        self.judged.missed.insert(check);
     }
 }
 

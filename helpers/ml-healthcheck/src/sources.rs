@@ -113,18 +113,22 @@ pub fn judge(j: &mut Judgement, snap: &Snapshot, inp: &Inputs, cfg: &Config) {
                 judge_aer(j, snap, d, inp, cfg);
             }
         }
-        Err(e) => j
-            .findings
-            .push(Finding::unknown(Check::PcieAer, None, e.clone())),
+        Err(e) => {
+            j.missed(Check::PcieAer);
+            j.findings
+                .push(Finding::unknown(Check::PcieAer, None, e.clone()));
+        }
     }
     match &inp.host.ib {
         Ok(devices) => {
             j.made(Check::IbPort, None);
             judge_ib(j, devices, inp.baseline, cfg);
         }
-        Err(e) => j
-            .findings
-            .push(Finding::unknown(Check::IbPort, None, e.clone())),
+        Err(e) => {
+            j.missed(Check::IbPort);
+            j.findings
+                .push(Finding::unknown(Check::IbPort, None, e.clone()));
+        }
     }
     if snap.nvml_error.is_none() {
         for g in snap.gpus.iter().filter(|g| !g.lost && g.error.is_none()) {

@@ -504,8 +504,10 @@ fn the_nvlink_fabric_must_complete() {
 #[test]
 fn an_unreadable_sysfs_is_unknown() {
     let t = tempfile::tempdir().unwrap();
+    // A node without jobs: every check of the snapshot is made.
     let ctx = Context {
         kmsg_read: true,
+        node_without_jobs: true,
         ..Context::default()
     };
     let mut j = judge(&healthy(), &[], &cfg(), &ctx);
@@ -537,6 +539,22 @@ fn an_unreadable_sysfs_is_unknown() {
         )]
     );
     assert!(!j.judged.covers(Check::PcieAer, None));
+    // A reason that cannot be read item by item (`+3 more`) needs every check: it stays.
+    assert!(!j.judged.complete());
+    let mut whole = judge(&healthy(), &[], &cfg(), &ctx);
+    assert!(whole.judged.complete());
+    let t2 = sysfs();
+    let host = Host::scan(t2.path());
+    sources::judge(
+        &mut whole,
+        &healthy(),
+        &Inputs {
+            host: &host,
+            ..inputs
+        },
+        &Config::default(),
+    );
+    assert!(whole.judged.complete());
     assert!(
         j.judged.covers(Check::IbPort, None),
         "no RDMA class: no devices"
