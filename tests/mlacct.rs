@@ -464,14 +464,17 @@ fn mlacct_totals_equal_sacct_and_budgets_equal_sshare() {
             "mlacct --csv as {user:?}:\n{}\nsacct:\n{sacct_text}",
             stdout(&out)
         );
+        println!("mlacct {} (as {user:?}):\n{}", args.join(" "), stdout(&out));
     }
     // JSON.
     let mut args = period.to_vec();
     args.push("--json");
     let json_out = stdout(&ok(mlacct(&c, &tool, None, &args)));
     assert_eq!(json_sums(&json_out), expected, "{json_out}");
+    println!("mlacct {}:\n{json_out}", args.join(" "));
     // The table: one line per row, as people read it.
     let table = stdout(&ok(mlacct(&c, &tool, None, &period)));
+    println!("mlacct {}:\n{table}", period.join(" "));
     let table_rows: Vec<Vec<String>> = table
         .lines()
         .map(|l| l.split_whitespace().map(str::to_string).collect())
@@ -512,7 +515,6 @@ fn mlacct_totals_equal_sacct_and_budgets_equal_sshare() {
         .map(|(k, s)| (k.clone(), *s))
         .collect();
     assert_eq!(filtered, want);
-    println!("{table}");
 
     // A time Slurm cannot read: its own complaint is not printed, ours is.
     let out = mlacct(&c, &tool, None, &["--since", "yesterday-ish"]);
@@ -564,7 +566,7 @@ fn budget_equals_sshare(c: &Cluster, tool: &Path, table: &str) {
             .any(|l| l.split_whitespace().eq(line.iter().map(String::as_str))),
         "no budget line {line:?} in:\n{table}"
     );
-    println!("{table}");
+    println!("mlacct (today until now):\n{table}");
 }
 
 /// slurmctld down: the budget cannot be read; slurmdbd down: nothing can. One line on
