@@ -95,6 +95,42 @@ fn example_conf() -> ExampleConf {
     conf
 }
 
+/// slurmdbd.conf of the example: (lines slurmdbd gets verbatim, keys the local cluster
+/// sets itself: its ports, paths, database user and password).
+fn example_dbd_conf() -> (Vec<String>, Vec<String>) {
+    const OWNED_DBD: &[&str] = &[
+        "AuthType",
+        "DbdHost",
+        "DbdPort",
+        "SlurmUser",
+        "DebugLevel",
+        "LogFile",
+        "PidFile",
+        "StorageType",
+        "StorageHost",
+        "StoragePort",
+        "StorageUser",
+        "StoragePass",
+        "StorageLoc",
+    ];
+    let text = std::fs::read_to_string(example("slurmdbd.conf")).unwrap();
+    let (mut lines, mut owned) = (Vec::new(), Vec::new());
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, _) = line.split_once('=').unwrap();
+        if key.starts_with("Purge") {
+            lines.push(line.to_string());
+        } else if OWNED_DBD.contains(&key) {
+            owned.push(key.to_string());
+        } else {
+            panic!("slurmdbd.conf has a new key {key}: say in tests/cloud_burst.rs how the test uses it");
+        }
+    }
+    (lines, owned)
+}
+
 /// `TRESBillingWeights` as TRES name (lower case) -> weight.
 fn parse_weights(w: &str) -> BTreeMap<String, f64> {
     w.split(',')
@@ -128,7 +164,7 @@ const BUDGET: u64 = 410;
 const USER: &str = "mltest-cloud";
 const CLOUD_NODE: &str = "cloud-1";
 
-fn cluster(conf: &ExampleConf) -> Cluster {
+fn cluster(conf: &ExampleConf, dbd_lines: Vec<String>) -> Cluster {
     let weight = |p: &str| {
         conf.weights
             .get(p)
@@ -141,6 +177,7 @@ fn cluster(conf: &ExampleConf) -> Cluster {
         cloud_nodes: 1,
         gpus_per_node: 2,
         extra_slurm_conf: conf.lines.clone(),
+        extra_slurmdbd_conf: dbd_lines,
         // The example's on-premises partition is this cluster's `debug`.
         billing_weights: vec![
             ("debug".into(), weight("onprem")),
@@ -220,7 +257,12 @@ fn sacct_job(c: &Cluster, job: u32, fields: &str) -> Vec<String> {
             )
             .unwrap());
         last = stdout(&out).trim().to_string();
-        if let Some(rest) = last.strip_prefix("COMPLETED|") {
+        // A record can be COMPLETED for a moment before it has every field (an empty
+        // Partition): wait for the full one.
+        let full = last
+            .strip_prefix("COMPLETED|")
+            .filter(|rest| rest.split('|').all(|f| !f.is_empty()));
+        if let Some(rest) = full {
             println!("$ sacct -X -P -j {job} -o {fields}\n{rest}");
             return rest.split('|').map(str::to_string).collect();
         }
@@ -270,15 +312,19 @@ fn submit(c: &Cluster, user: &User, args: &[&str]) -> u32 {
 #[test]
 fn cloud_burst_billing_and_budget() {
     let conf = example_conf();
-    let c = cluster(&conf);
-    let slurm_conf = std::fs::read_to_string(c.conf_path()).unwrap();
-    for key in &conf.owned_keys {
-        assert!(
-            slurm_conf
-                .lines()
-                .any(|l| l.starts_with(&format!("{key}="))),
-            "the example's {key} is not exercised: {slurm_conf}"
-        );
+    let (dbd_lines, dbd_owned) = example_dbd_conf();
+    let c = cluster(&conf, dbd_lines);
+    for (file, keys) in [
+        ("slurm.conf", &conf.owned_keys),
+        ("slurmdbd.conf", &dbd_owned),
+    ] {
+        let text = std::fs::read_to_string(c.dir().join(file)).unwrap();
+        for key in keys {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{key}="))),
+                "the example's {key} is not exercised: {text}"
+            );
+        }
     }
     let user = ensure_user(USER).unwrap();
 

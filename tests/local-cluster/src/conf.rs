@@ -53,6 +53,8 @@ pub struct AccountingInputs {
     pub db_port: u16,
     pub db_user: String,
     pub db_password: String,
+    /// Lines appended to slurmdbd.conf (e.g. an example's Purge* settings).
+    pub extra_lines: Vec<String>,
 }
 
 impl ConfInputs {
@@ -379,7 +381,7 @@ pub fn slurmdbd_conf(c: &ConfInputs, a: &AccountingInputs) -> String {
          StoragePort={db}\n\
          StorageUser={user}\n\
          StoragePass={pass}\n\
-         StorageLoc=slurm_acct_db\n",
+         StorageLoc=slurm_acct_db\n{extra}",
         sock = p(&c.munge_socket),
         dbd = a.dbd_port,
         log = p(&d.join("log/slurmdbd.log")),
@@ -387,6 +389,11 @@ pub fn slurmdbd_conf(c: &ConfInputs, a: &AccountingInputs) -> String {
         db = a.db_port,
         user = a.db_user,
         pass = a.db_password,
+        extra = a
+            .extra_lines
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
     )
 }
 
@@ -470,6 +477,7 @@ mod tests {
             db_port: 7200,
             db_user: "slurm".into(),
             db_password: "pw".into(),
+            extra_lines: vec!["PurgeJobAfter=24months".into()],
         };
         c.accounting = Some(a.clone());
         let s = slurm_conf(&c);
@@ -480,6 +488,7 @@ mod tests {
                 && d.contains("StoragePort=7200\n")
                 && d.contains("StoragePass=pw\n")
         );
+        assert!(d.ends_with("StorageLoc=slurm_acct_db\nPurgeJobAfter=24months\n"));
     }
 
     #[test]

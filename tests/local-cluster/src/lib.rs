@@ -70,6 +70,8 @@ pub struct Options {
     pub health_check: Option<(PathBuf, u32)>,
     /// Lines appended to slurm.conf before the node lines.
     pub extra_slurm_conf: Vec<String>,
+    /// Lines appended to slurmdbd.conf (with `accounting`).
+    pub extra_slurmdbd_conf: Vec<String>,
     /// Files written next to slurm.conf (name, content), e.g. a plugin's config;
     /// [`CLUSTER_DIR_PLACEHOLDER`] in the content becomes the cluster directory.
     pub extra_files: Vec<(String, String)>,
@@ -104,6 +106,7 @@ impl Default for Options {
             epilog: None,
             health_check: None,
             extra_slurm_conf: Vec::new(),
+            extra_slurmdbd_conf: Vec::new(),
             extra_files: Vec::new(),
             dir: None,
             cluster_name: None,
@@ -344,6 +347,7 @@ impl Cluster {
             db_port: ports[opts.nodes + 2],
             db_user: "slurm".into(),
             db_password: format!("lc-{}", ports[0]),
+            extra_lines: opts.extra_slurmdbd_conf.clone(),
         });
         let inputs = ConfInputs {
             cluster_name,
