@@ -69,11 +69,12 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Saturating: a record with absurd counts must not panic the report.
     fn add(&mut self, o: &Totals) {
-        self.jobs += o.jobs;
-        self.cpu_secs += o.cpu_secs;
-        self.gpu_secs += o.gpu_secs;
-        self.billing_secs += o.billing_secs;
+        self.jobs = self.jobs.saturating_add(o.jobs);
+        self.cpu_secs = self.cpu_secs.saturating_add(o.cpu_secs);
+        self.gpu_secs = self.gpu_secs.saturating_add(o.gpu_secs);
+        self.billing_secs = self.billing_secs.saturating_add(o.billing_secs);
     }
 
     pub fn cpu_hours(&self) -> f64 {
@@ -134,9 +135,9 @@ pub fn usage(job: &Job, period: &Period, now: i64) -> Totals {
     let secs = period.clip(job.start, job.end, now).min(job.elapsed);
     Totals {
         jobs: 1,
-        cpu_secs: job.cpus * secs,
-        gpu_secs: job.gpus * secs,
-        billing_secs: job.billing * secs,
+        cpu_secs: job.cpus.saturating_mul(secs),
+        gpu_secs: job.gpus.saturating_mul(secs),
+        billing_secs: job.billing.saturating_mul(secs),
     }
 }
 
