@@ -519,6 +519,15 @@ mod tests {
     }
 
     #[test]
+    fn quiet_silences_stderr_and_puts_it_back() {
+        let fd2 = || std::fs::read_link("/proc/self/fd/2").ok();
+        let before = fd2();
+        let inside = super::quiet(fd2);
+        assert_eq!(inside.as_deref(), Some(std::path::Path::new("/dev/null")));
+        assert_eq!(fd2(), before);
+    }
+
+    #[test]
     fn slurm_reads_its_own_time_formats() {
         assert_eq!(
             super::parse_time("1970-01-02T00:00:00").map(|t| t > 0),
