@@ -470,9 +470,13 @@ fn fail_after_drains_only_on_the_nth_failing_run_in_a_row() {
 /// rebooted node: a boot time after the reboot request (node_mgr.c
 /// `waiting_for_node_boot`). The machine itself is not rebooted.
 const REBOOT_PROGRAM: &str = r#"#!/bin/sh
-pid=$$
-while [ "$pid" -gt 1 ] && [ "$(cat /proc/$pid/comm)" != slurmd ]; do
-    pid=$(awk '{print $4}' /proc/$pid/stat)
+# The daemon is the topmost slurmd above this script (26.05's slurmd runs it from a
+# forked child that is also called slurmd).
+pid=0
+p=$$
+while [ "$p" -gt 1 ]; do
+    [ "$(cat /proc/$p/comm)" = slurmd ] && pid=$p
+    p=$(awk '{print $4}' /proc/$p/stat)
 done
 [ "$pid" -gt 1 ] || { echo "no slurmd above $$" >&2; exit 1; }
 set -- $(tr '\0' ' ' </proc/$pid/cmdline)
@@ -485,9 +489,14 @@ while [ $# -gt 0 ]; do
     shift
 done
 echo "$node" >>"$(dirname "$conf")/reboots"
-setsid sh -c "sleep 1; kill $pid
+# 26.05's slurmd kills the script's process group when it ends (run_command.c
+# _kill_pg): the restarter leaves it (setsid) before the script exits.
+detached=$(dirname "$conf")/reboot-detached-$node
+rm -f "$detached"
+setsid sh -c "echo \$\$ >$detached; sleep 1; kill $pid
     while [ -e /proc/$pid ] && [ \"\$(awk '{print \$3}' /proc/$pid/stat)\" != Z ]; do sleep 0.2; done
     exec $exe -b -N $node -f $conf" </dev/null >/dev/null 2>&1 &
+while [ ! -s "$detached" ]; do sleep 0.1; done
 exit 0
 "#;
 
