@@ -267,12 +267,17 @@ mod tests {
             // Resumed by an admin, our old reason still shown (24.11).
             n("IDLE", Some("mlhealth: gpu1 busy")),
             n("ALLOCATED", None),
+            // Handed to HyperPod for a repair (actions: hyperpod): counted.
+            n("IDLE+FAIL", Some("Action:Reboot")),
+            n("FAIL", Some("Action:Replace")),
+            // A fail of someone else's: not counted.
+            n("IDLE+FAIL", Some("admin: psu")),
         ];
         let f = Fleet::count(&nodes);
-        assert_eq!(f, Fleet { nodes: 6, ours: 3 });
+        assert_eq!(f, Fleet { nodes: 9, ours: 5 });
         // A resume, a drain, no change.
-        assert_eq!(f.after(true, false).ours, 2);
-        assert_eq!(f.after(false, true).ours, 4);
-        assert_eq!(f.after(true, true).ours, 3);
+        assert_eq!(f.after(true, false).ours, 4);
+        assert_eq!(f.after(false, true).ours, 6);
+        assert_eq!(f.after(true, true).ours, 5);
     }
 }

@@ -391,6 +391,18 @@ mod tests {
         );
     }
 
+    /// A node failed for HyperPod (or anyone) is left alone, as another's drain is: never
+    /// drained over, never resumed.
+    #[test]
+    fn a_failed_node_is_left_alone() {
+        for state in ["IDLE+FAIL", "FAIL", "FAILING", "DOWN*+FAIL"] {
+            let failed = node(state, Some("Action:Reboot"));
+            assert!(failed.failed(), "{state}");
+            assert_eq!(decide(&failed, &ecc_gpu1(), true), Action::LeaveOthersDrain);
+            assert_eq!(decide(&failed, &healthy(), true), Action::LeaveOthersDrain);
+        }
+    }
+
     #[test]
     fn a_drain_is_lifted_only_by_a_run_that_made_its_checks_again() {
         let busy = node("MIXED+DRAIN", Some("mlhealth: gpu1 busy"));
