@@ -33,6 +33,14 @@ config, or while the killswitch file exists, nothing is done in Slurm (what woul
 is printed); a new drain is held while breaker_max_percent / breaker_max_nodes of the
 cluster's nodes carry our drain (the circuit breaker).
 
+Each finding names its repair (monitor, reset-gpu, reboot, replace; NVML's GPU recovery
+action wins over the XID table), and the drain reason tags it ('mlhealth: gpu2 xid79
+[reboot]'). actions.reboot = reboot also runs 'scontrol reboot NODE' after a new drain;
+hyperpod fails the node with Reason=Action:Reboot or Action:Replace instead. A check that
+could not run (the GPU source past deadline_ms / job_deadline_ms, an unreadable kernel
+log) is UNKNOWN: reported, never draining, never lifting a drain. fail_after drains a
+check only on its Nth failing run in a row.
+
 The mode comes from SLURM_SCRIPT_CONTEXT (prolog_slurmd, epilog_slurmd), else
 health-check; the node from SLURMD_NODENAME. Settings: --config FILE, else
 ml-healthcheck.json next to $SLURM_CONF, else /etc/slurm/ml-healthcheck.json (optional;
