@@ -334,25 +334,34 @@ fn check_waiting(c: &Cluster, node: &str, snap: &Path, extra: &[&str]) -> std::p
 }
 
 /// Error is not failure: a GPU source that never answers (a snapshot path that is a FIFO
-/// nobody writes, as a stuck NVML call) ends the run at the deadline with the GPU checks
+/// nobody writes, as a stuck NVML call) and a sysfs read that never returns (a FIFO as an
+/// InfiniBand device's `device/vendor`) end the run at the deadline with their checks
 /// UNKNOWN. The prolog passes (the job starts), nothing is drained, and a drain of ours
 /// is not lifted by a run that could not check.
 #[test]
 fn a_stuck_gpu_source_is_unknown_at_the_deadline_and_neither_drains_nor_resumes() {
     let c = start(Options::default());
     fs::write(c.dir().join("kmsg"), "").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let stuck = d.path().join("stuck.json");
+    let sysfs = c.dir().join("sysfs");
+    let vendor = sysfs.join("class/infiniband/mlx5_0/device/vendor");
+    fs::create_dir_all(vendor.parent().unwrap()).unwrap();
+    for fifo in [&stuck, &vendor] {
+        ok(std::process::Command::new("mkfifo")
+            .arg(fifo)
+            .output()
+            .unwrap());
+    }
     let conf = config_at(
         &c,
         "deadline.json",
-        "\"breaker_max_percent\": 100, \"deadline_ms\": 1000, \"job_deadline_ms\": 1000",
+        &format!(
+            "\"breaker_max_percent\": 100, \"deadline_ms\": 1000, \"job_deadline_ms\": 1000, \"sysfs_root\": \"{}\"",
+            sysfs.display()
+        ),
     );
     let conf = conf.to_str().unwrap();
-    let d = tempfile::tempdir().unwrap();
-    let stuck = d.path().join("stuck.json");
-    ok(std::process::Command::new("mkfifo")
-        .arg(&stuck)
-        .output()
-        .unwrap());
     let bad = d.path().join("bad.json");
     write(
         &bad,
@@ -365,7 +374,9 @@ fn a_stuck_gpu_source_is_unknown_at_the_deadline_and_neither_drains_nor_resumes(
     assert_eq!(
         stdout(&out),
         "ml-healthcheck: n1: UNKNOWN nvml: not checked: the GPU source (NVML) gave no answer within 1000 ms (job_deadline_ms)\n\
-         ml-healthcheck: n1: 0 GPUs checked, nothing failed, 1 check could not run (unknown)\n"
+         ml-healthcheck: n1: UNKNOWN pcie-aer: not checked: sysfs gave no answer within 1000 ms (job_deadline_ms)\n\
+         ml-healthcheck: n1: UNKNOWN ib-port: not checked: sysfs gave no answer within 1000 ms (job_deadline_ms)\n\
+         ml-healthcheck: n1: 0 GPUs checked, nothing failed, 3 checks could not run (unknown)\n"
     );
     assert_eq!(sinfo(&c, "n1"), ("idle".into(), "none".into()));
 
@@ -385,7 +396,7 @@ fn a_stuck_gpu_source_is_unknown_at_the_deadline_and_neither_drains_nor_resumes(
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stdout(&out).ends_with(&format!(
-            "0 GPUs checked, nothing failed, 1 check could not run (unknown); still drained: {reason} (not every check it names was made again)\n"
+            "0 GPUs checked, nothing failed, 3 checks could not run (unknown); still drained: {reason} (not every check it names was made again)\n"
         )),
         "{}",
         stdout(&out)
@@ -396,7 +407,8 @@ fn a_stuck_gpu_source_is_unknown_at_the_deadline_and_neither_drains_nor_resumes(
         "ml_healthcheck_check_status{node=\"n1\",check=\"nvml\",status=\"unknown\"} 1\n",
         "ml_healthcheck_check_status{node=\"n1\",check=\"nvml\",status=\"ok\"} 0\n",
         "ml_healthcheck_check_status{node=\"n1\",check=\"xid\",status=\"ok\"} 1\n",
-        "ml_healthcheck_findings{node=\"n1\",severity=\"unknown\"} 1\n",
+        "ml_healthcheck_findings{node=\"n1\",severity=\"unknown\"} 3\n",
+        "ml_healthcheck_check_status{node=\"n1\",check=\"ib-port\",status=\"unknown\"} 1\n",
         "ml_healthcheck_drained_by_healthcheck{node=\"n1\"} 1\n",
     ] {
         assert!(text.contains(line), "{line} in:\n{text}");
@@ -416,6 +428,7 @@ fn a_stuck_gpu_source_is_unknown_at_the_deadline_and_neither_drains_nor_resumes(
         })
     );
     assert_eq!(j["checks"]["nvml"], "unknown");
+    assert_eq!(j["checks"]["pcie-aer"], "unknown");
     assert_eq!(j["action"], "none");
 }
 

@@ -1,12 +1,12 @@
-//! A deadline for the GPU source: NVML calls can hang on a stuck driver (a GPU falling off
-//! the bus, a GSP timeout), and a prolog that hangs holds the job's start. The source runs
-//! on a worker thread; when it has not answered by the deadline the run goes on without
-//! it (its checks UNKNOWN) and ends. The thread is left behind: the process exits with
-//! it. A thread stuck inside the kernel in uninterruptible sleep (D state) keeps the
+//! A deadline for the GPU source and the sysfs scan: NVML calls can hang on a stuck
+//! driver (a GPU falling off the bus, a GSP timeout), and a prolog that hangs holds the
+//! job's start. Each source runs on a worker thread; when it has not answered by the
+//! deadline the run goes on without it (its checks UNKNOWN) and ends. The thread is left
+//! behind: the process exits with it. A thread stuck inside the kernel in uninterruptible sleep (D state) keeps the
 //! process from being reaped until the call returns; nothing in user space can end that.
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::gather::GpuSource;
 use crate::snapshot::Snapshot;
@@ -19,26 +19,57 @@ pub enum Gathered {
     TimedOut(u64),
 }
 
-/// `source.snapshot()` on a worker thread, waited for at most `deadline`.
-pub fn gather_within(source: Box<dyn GpuSource + Send>, deadline: Duration) -> Gathered {
+/// Work started on a worker thread, to be waited for until a deadline.
+pub struct Pending<T>(Result<mpsc::Receiver<T>, String>);
+
+/// Starts `f` on a worker thread named `name`.
+pub fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> Pending<T> {
     let (tx, rx) = mpsc::channel();
     let worker = std::thread::Builder::new()
-        .name("gather".into())
+        .name(name.into())
         .spawn(move || {
             // The receiver may be gone (deadline passed): nobody to tell.
-            let _ = tx.send(source.snapshot());
+            let _ = tx.send(f());
         });
-    if let Err(e) = worker {
-        return Gathered::Done(Err(format!("cannot start the gathering thread: {e}")));
+    Pending(
+        worker
+            .map(|_| rx)
+            .map_err(|e| format!("cannot start the {name} thread: {e}")),
+    )
+}
+
+/// Why a wait gave no value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Missed {
+    /// The deadline passed first.
+    TimedOut,
+    /// The worker could not start, or ended without an answer (a panic).
+    Failed(String),
+}
+
+impl<T> Pending<T> {
+    /// The value, if it comes before `until`.
+    pub fn wait_until(self, until: Instant) -> Result<T, Missed> {
+        let rx = self.0.map_err(Missed::Failed)?;
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(v) => Ok(v),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Missed::TimedOut),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Missed::Failed("ended without an answer".into()))
+            }
+        }
     }
-    match rx.recv_timeout(deadline) {
+}
+
+/// `source.snapshot()` on a worker thread, waited for at most `deadline`.
+pub fn gather_within(source: Box<dyn GpuSource + Send>, deadline: Duration) -> Gathered {
+    let until = Instant::now() + deadline;
+    match spawn("gather", move || source.snapshot()).wait_until(until) {
         Ok(r) => Gathered::Done(r),
-        Err(mpsc::RecvTimeoutError::Timeout) => {
+        Err(Missed::TimedOut) => {
             Gathered::TimedOut(u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX))
         }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Gathered::Done(Err("the GPU source ended without an answer".into()))
-        }
+        Err(Missed::Failed(e)) => Gathered::Done(Err(format!("the GPU source: {e}"))),
     }
 }
 
@@ -63,6 +94,29 @@ mod tests {
             Gathered::TimedOut(ms) => assert_eq!(ms, 200),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Work that outlives the deadline is missed; work that ends in time is had.
+    #[test]
+    fn pending_work_is_waited_for_until_the_deadline() {
+        let slow = spawn("slow", || {
+            std::thread::sleep(Duration::from_secs(30));
+            1
+        });
+        assert_eq!(
+            slow.wait_until(Instant::now() + Duration::from_millis(100)),
+            Err(Missed::TimedOut)
+        );
+        let quick = spawn("quick", || 2);
+        assert_eq!(
+            quick.wait_until(Instant::now() + Duration::from_secs(30)),
+            Ok(2)
+        );
+        let panics = spawn("panics", || -> u8 { panic!("test: a worker that fails") });
+        assert_eq!(
+            panics.wait_until(Instant::now() + Duration::from_secs(30)),
+            Err(Missed::Failed("ended without an answer".into()))
+        );
     }
 
     #[test]

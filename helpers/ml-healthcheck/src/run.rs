@@ -93,6 +93,14 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The config key of the run's deadline in `mode`.
+fn deadline_key(mode: Mode) -> &'static str {
+    match mode {
+        Mode::HealthCheck => "deadline_ms",
+        _ => "job_deadline_ms",
+    }
+}
+
 pub struct Outcome {
     pub report: Report,
     /// Errors that made the run fail (scontrol could not be run, the state not written).
@@ -120,6 +128,10 @@ impl Outcome {
 
 pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result<Outcome, String> {
     let started = Instant::now();
+    // sysfs (AER, InfiniBand/EFA) is read meanwhile, under the same deadline: a PCI device
+    // that stalls its reads must not hold the run either.
+    let sysfs_root = cfg.sysfs_root.clone();
+    let host = deadline::spawn("sysfs", move || Host::scan(&sysfs_root));
     // A stuck driver must not hold the run (and a prolog, the job): past the deadline the
     // GPU checks are UNKNOWN and the run goes on.
     let (snap, gpus_unknown) = match deadline::gather_within(source, cfg.deadline(job.mode)) {
@@ -128,11 +140,7 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
             Snapshot::default(),
             Some(format!(
                 "the GPU source (NVML) gave no answer within {ms} ms ({})",
-                if job.mode == Mode::HealthCheck {
-                    "deadline_ms"
-                } else {
-                    "job_deadline_ms"
-                }
+                deadline_key(job.mode)
             )),
         ),
     };
@@ -259,8 +267,26 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
             .findings
             .push(Finding::unknown(Check::Xid, None, e));
     }
-    // sysfs (AER, InfiniBand/EFA), the kernel's other lines, the fabric.
-    let host = Host::scan(&cfg.sysfs_root);
+    // sysfs (AER, InfiniBand/EFA), the kernel's other lines, the fabric. A scan past the
+    // deadline makes both sysfs sources UNKNOWN and keeps the last baseline.
+    let (host, host_read) = match host.wait_until(started + cfg.deadline(job.mode)) {
+        Ok(h) => (h, true),
+        Err(missed) => {
+            let why = match missed {
+                deadline::Missed::TimedOut => format!(
+                    "sysfs gave no answer within {} ms ({})",
+                    cfg.deadline(job.mode).as_millis(),
+                    deadline_key(job.mode)
+                ),
+                deadline::Missed::Failed(e) => format!("sysfs: {e}"),
+            };
+            let host = Host {
+                aer: Err(why.clone()),
+                ib: Err(why),
+            };
+            (host, false)
+        }
+    };
     let now = unix_now();
     let events: Vec<Event> = st
         .events
@@ -279,7 +305,7 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
     sources::judge(&mut judgement, &snap, &inputs, cfg);
     // The baseline moves with the periodic health check only: the prolog and epilog of
     // many short jobs would otherwise cut its window into slices below every threshold.
-    if job.mode == Mode::HealthCheck {
+    if job.mode == Mode::HealthCheck && host_read {
         st.counters = host.counters(now);
     }
     // fail_after: a noisy check drains only after N failing runs in a row (counted in the
