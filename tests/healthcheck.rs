@@ -628,6 +628,7 @@ fn the_hyperpod_action_fails_the_node_with_its_reason_and_leaves_it_to_hyperpod(
         "ml_healthcheck_breaker_limit_nodes{node=\"n1\"} 3\n",
         "ml_healthcheck_cluster_nodes{node=\"n1\"} 3\n",
         "ml_healthcheck_breaker_open{node=\"n1\"} 0\n",
+        "ml_healthcheck_drained_by_healthcheck{node=\"n1\"} 0\n",
         "ml_healthcheck_check_status{node=\"n1\",check=\"remapped-rows\",status=\"fail\"} 1\n",
     ] {
         assert!(text.contains(line), "{line} in:\n{text}");

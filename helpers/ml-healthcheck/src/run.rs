@@ -396,6 +396,10 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
         command: s.describe(&job.node),
         instead_of_drain: !s.after_drain(),
     });
+    // HyperPod's fail instead of our drain: the node is HyperPod's now, not drained by us.
+    if report.repair.as_ref().is_some_and(|r| r.instead_of_drain) {
+        report.drained_by_healthcheck = false;
+    }
     report.checks = checks;
     report.breaker = breaker;
     Ok(Outcome { report, errors })
