@@ -543,6 +543,26 @@ fn the_reboot_action_reboots_the_node_and_a_clean_check_resumes_it() {
         &snapshot(|v| v["gpus"][2]["gpu_recovery_action"] = json!(2)),
     );
 
+    // Report mode holds the reboot with the drain: nothing is done in Slurm.
+    let report = config_at(
+        &c,
+        "reboot-report.json",
+        "\"mode\": \"report\", \"actions\": {\"reboot\": \"reboot\"}",
+    );
+    let out = ok(check(
+        &c,
+        "n2",
+        &bad,
+        &["--config", report.to_str().unwrap()],
+    ));
+    assert!(
+        stdout(&out).ends_with("; would have drained (report only: mode = \"report\"): mlhealth: gpu2 recovery [reboot]\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(sinfo(&c, "n2"), ("idle".into(), "none".into()));
+    assert!(!c.dir().join("reboots").exists());
+
     let out = ok(check(&c, "n2", &bad, &["--config", conf]));
     assert_eq!(
         stdout(&out),
