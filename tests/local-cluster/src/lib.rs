@@ -1141,20 +1141,23 @@ fn cloud_slurmd(dir: &Path, node: &str) -> Option<u32> {
     (comm.trim() == "slurmd" && procs::running(pid) && procs::belongs_to(pid, dir)).then_some(pid)
 }
 
-/// Every running cloud slurmd of the cluster in `dir` (pid files `run/slurmd-cloud-*.pid`).
-fn cloud_slurmds(dir: &Path) -> Vec<u32> {
+/// Every running cloud slurmd of the cluster in `dir` as (node, pid), from the pid files
+/// `run/slurmd-cloud-*.pid` (`local-cluster status` lists them).
+pub fn cloud_slurmds(dir: &Path) -> Vec<(String, u32)> {
     let Ok(entries) = fs::read_dir(dir.join("run")) else {
         return Vec::new();
     };
-    entries
+    let mut found: Vec<(String, u32)> = entries
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let node = name.strip_prefix("slurmd-")?.strip_suffix(".pid")?;
             let node = node.starts_with("cloud-").then_some(node)?;
-            cloud_slurmd(dir, node)
+            Some((node.to_string(), cloud_slurmd(dir, node)?))
         })
-        .collect()
+        .collect();
+    found.sort();
+    found
 }
 
 /// Stops the cluster whose directory is `dir`: cancels its jobs, stops its daemons (by the
@@ -1205,7 +1208,7 @@ pub fn stop_dir(dir: &Path) -> Result<()> {
         }
     }
     // Cloud slurmds were started by the ResumeProgram, not by us: found by pid file.
-    for pid in cloud_slurmds(dir) {
+    for (_, pid) in cloud_slurmds(dir) {
         procs::terminate(pid, Duration::from_secs(15), procs::running);
     }
     // Reverse start order: slurmd, slurmctld, slurmdbd, mariadb, munged.

@@ -128,6 +128,10 @@ fn run(args: &[String]) -> Result<(), String> {
             let pids = std::fs::read_to_string(dir.join(local_cluster::layout::PIDS))
                 .map_err(|e| format!("no cluster running in {}: {e}", dir.display()))?;
             print!("{pids}");
+            // Cloud nodes' slurmds, started by the ResumeProgram while powered up.
+            for (node, pid) in local_cluster::cloud_slurmds(&dir) {
+                println!("{pid} slurmd-{node}");
+            }
             Ok(())
         }
         _ => Err(USAGE.to_string()),
