@@ -145,8 +145,10 @@ pub fn slurm_conf(c: &ConfInputs) -> String {
         p(&d.join("log/slurmctld.log"))
     ));
     line(format!("SlurmdLogFile={}/log/slurmd-%n.log", p(d)));
+    // The cluster's own copies first: with the packages installed, Slurm's PluginDir holds
+    // a job_submit_mlpolicy.so too, and a cluster must load the plugin it was given.
     let plugin_dir = match &c.system_plugin_dir {
-        Some(sys) => format!("{}:{}", p(sys), p(&c.plugin_dir)),
+        Some(sys) => format!("{}:{}", p(&c.plugin_dir), p(sys)),
         None => p(&c.plugin_dir),
     };
     line(format!("PluginDir={plugin_dir}"));
@@ -456,7 +458,7 @@ mod tests {
         assert!(s.contains("SlurmctldHost=vm(127.0.0.1)\n"), "{s}");
         assert!(s.contains("SlurmctldPort=7000\n"));
         assert!(s.contains("AuthInfo=socket=/tmp/lc/munge/munge.socket\n"));
-        assert!(s.contains("PluginDir=/usr/lib/x86_64-linux-gnu/slurm-wlm:/tmp/lc/plugins\n"));
+        assert!(s.contains("PluginDir=/tmp/lc/plugins:/usr/lib/x86_64-linux-gnu/slurm-wlm\n"));
         assert!(s.contains("JobSubmitPlugins=selftest\n"));
         assert!(s.contains("Epilog=/usr/local/sbin/ml-epilog\n"));
         assert!(s.contains("NodeName=n2 NodeHostname=vm NodeAddr=127.0.0.1 Port=7002 CPUs=8 "));
