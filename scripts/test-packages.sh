@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The package test, as root on a throwaway machine (or a release root): builds the three
+# .debs for the Slurm installed here, installs them with apt-get, boots a local cluster on
+# the installed files (the plugins from Slurm's PluginDir, ml-epilog from /usr/sbin, the
+# example policy from /usr/share/doc), runs jobs a user would (mlenv's RANK in every task,
+# an over-limit job refused by mlpolicy with its line, a leftover removed by ml-epilog as
+# Epilog), purges the packages and checks that nothing they installed is left.
+#   ./scripts/test-packages.sh
+# Needs the workspace's debug build of local-cluster (cargo build -p local-cluster).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. packaging/common.sh
+
+[ "$(id -u)" -eq 0 ] || die "run as root (apt-get, Slurm daemons)"
+PACKAGES=(slurm-ml-login slurm-ml-node slurm-ml-controller)
+USER_NAME=mltest-pkg
+work=$(mktemp -d /tmp/slurm-ml-packages.XXXXXX)
+chmod 0755 "$work"  # the job's user reads the cluster's files under it
+cluster=$work/cluster
+lc=${CARGO_TARGET_DIR:-target}/debug/local-cluster
+installed=0
+
+cleanup() {
+  [ -f "$cluster/slurm.conf" ] && "$lc" stop --dir "$cluster" >/dev/null 2>&1 || true
+  if [ "$installed" = 1 ]; then  # a failed run leaves no package behind either
+    DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${PACKAGES[@]}" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+# Exact comparison of what a user sees with what it must be.
+expect() {  # WHAT EXPECTED ACTUAL
+  [ "$2" = "$3" ] || fail "$1: expected
+$2
+got
+$3"
+  ok "$1"
+}
+
+cargo build -q -p local-cluster
+echo "== build the packages (Slurm $(check_same_release))"
+./scripts/build-debs.sh "$work/debs"
+plugindir=$(slurm_plugindir)
+
+# What the packages will install; a file already there would be taken over, a directory
+# already there (/usr/sbin) stays after the purge.
+for deb in "$work"/debs/*.deb; do
+  dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -e 's|^\./|/|' -e 's|/$||' -e '/^$/d'
+done | LC_ALL=C sort -u > "$work/contents"
+while read -r p; do
+  if [ -d "$p" ] && [ ! -L "$p" ]; then
+    echo "$p"
+  elif [ -e "$p" ] || [ -L "$p" ]; then
+    fail "$p is already on this machine: the packages would take it over"
+  fi
+done < "$work/contents" > "$work/dirs-before"
+
+echo "== apt-get install ./*.deb"
+installed=1
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$work"/debs/*.deb > "$work/apt.log" 2>&1 ||
+  { cat "$work/apt.log" >&2; fail "apt-get install"; }
+for pkg in "${PACKAGES[@]}"; do
+  echo "-- dpkg -L $pkg ($(dpkg-query -W -f='${Version}' "$pkg"))"
+  dpkg -L "$pkg" | tee -a "$work/dpkg-L"
+done
+for b in /usr/sbin/ml-epilog /usr/sbin/ml-healthcheck /usr/sbin/mlpolicy /usr/bin/mlacct; do
+  "$b" --help > /dev/null 2>&1 || fail "$b --help"
+done
+ok "each installed program answers --help"
+
+echo "== a local cluster on the installed files"
+echo "log_file = @CLUSTER_DIR@/log/ml-epilog.log" > "$work/ml-epilog.conf"
+"$lc" start --dir "$cluster" --nodes 2 \
+  --spank "$plugindir/spank_mlenv.so:addr=nodeaddr" \
+  --job-submit "$plugindir/job_submit_mlpolicy.so" \
+  --epilog /usr/sbin/ml-epilog --file "ml-epilog.conf=$work/ml-epilog.conf" \
+  --file "mlpolicy.json=/usr/share/doc/slurm-ml-controller/examples/mlpolicy.json" \
+  --conf "PartitionName=gpu Nodes=n[1-2] State=UP" \
+  --conf "PartitionName=interactive Nodes=n[1-2] State=UP" \
+  --conf "PartitionName=cpu Nodes=n[1-2] State=UP" > /dev/null
+export SLURM_CONF=$cluster/slurm.conf
+id -u "$USER_NAME" >/dev/null 2>&1 || useradd --user-group --create-home --shell /bin/bash "$USER_NAME"
+as_user() { (cd "$cluster/work" && runuser -u "$USER_NAME" -- "$@"); }
+
+expect "mlpolicy validate on the installed example, against this cluster's slurm.conf" \
+  "admins.accounts ignored: AccountingStorageEnforce lacks associations, any user may name any account ($SLURM_CONF)
+exit 0" \
+  "$(/usr/sbin/mlpolicy validate /usr/share/doc/slurm-ml-controller/examples/mlpolicy.json 2>&1; echo "exit $?")"
+
+expect "mlenv sets RANK and WORLD_SIZE in every task (srun -p cpu -N2 -n4)" \
+"0 4
+1 4
+2 4
+3 4" "$(as_user srun -p cpu -N2 -n4 bash -c 'echo $RANK $WORLD_SIZE' | sort -n)"
+
+refused=$(as_user sbatch -p interactive --gpus=4 --time=1:00:00 -o /dev/null --wrap true 2>&1) &&
+  fail "an over-limit job was accepted: $refused"
+expect "mlpolicy refuses an over-limit job with its line" \
+  "sbatch: error: mlpolicy: partition 'interactive' allows at most 2 GPUs per job; this request can get 4 (on 1 node(s)): use fewer nodes, tasks or GPUs (see https://wiki.example.org/hpc/gpu-policy)
+sbatch: error: Batch job submission failed: Invalid generic resource (gres) specification" "$refused"
+
+# A leftover shm segment (no process attached) and a /dev/shm file, as killed NCCL ranks
+# leave them; ml-epilog as Epilog removes both once the job ends.
+job=$(as_user sbatch --parsable -p cpu -w n1 -o leftovers.out --wrap \
+  'ipcmk -M 4096 >/dev/null; touch /dev/shm/nccl-pkgtest; echo $(ipcs -m | grep -c mltest-pk) $(ls /dev/shm | grep -c nccl-pkgtest)')
+for _ in $(seq 300); do
+  grep -q "job $job " "$cluster/log/ml-epilog.log" 2>/dev/null && break
+  sleep 0.2
+done
+expect "the job left a shm segment and a /dev/shm file" "1 1" "$(cat "$cluster/work/leftovers.out")"
+# Without the time stamp, the pid and the run's duration (its last field).
+expect "ml-epilog's log line for the job" \
+  "job $job user $USER_NAME (uid $(id -u "$USER_NAME")) on n1: removed 1 shm (4.0 KiB), 0 sem, 0 msg, 1 files (0 B) [user has no processes left here: all of the user's objects]; 0 errors" \
+  "$(grep "job $job " "$cluster/log/ml-epilog.log" | sed -E 's/^.*ml-epilog\[[0-9]+\]: //; s/; [^;]*$//')"
+expect "after the job: no shm segment, no /dev/shm file" "0 0" \
+  "$(echo $(ipcs -m | grep -c mltest-pk) $(ls /dev/shm | grep -c nccl-pkgtest))"
+"$lc" stop --dir "$cluster" > /dev/null
+rm -f "$cluster/slurm.conf"
+
+echo "== apt-get purge"
+DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${PACKAGES[@]}" > "$work/apt.log" 2>&1 ||
+  { cat "$work/apt.log" >&2; fail "apt-get purge"; }
+installed=0
+left=$(grep -vx '/\.' "$work/dpkg-L" | LC_ALL=C sort -u | LC_ALL=C comm -23 - "$work/dirs-before" | while read -r p; do
+  { [ -e "$p" ] || [ -L "$p" ]; } && echo "$p"
+done || true)
+expect "nothing the packages installed is left (dpkg -L before, the file tree after)" "" "$left"
+echo "package test passed: Slurm $(slurm_daemon_version), PluginDir $plugindir"
