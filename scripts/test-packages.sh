@@ -86,7 +86,8 @@ id -u "$USER_NAME" >/dev/null 2>&1 || useradd --user-group --create-home --shell
 as_user() { (cd "$cluster/work" && runuser -u "$USER_NAME" -- "$@"); }
 
 expect "mlpolicy validate on the installed example, against this cluster's slurm.conf" \
-  "admins.accounts ignored: AccountingStorageEnforce lacks associations, any user may name any account ($SLURM_CONF)
+  "/usr/share/doc/slurm-ml-controller/examples/mlpolicy.json: ok: 3 partition rule set(s): cpu (cpu), gpu (gpu), interactive (gpu); default partitions: gpu gpu, cpu cpu; 1 admin uid(s), 1 admin account(s)
+admins.accounts ignored: AccountingStorageEnforce lacks associations, any user may name any account ($SLURM_CONF)
 exit 0" \
   "$(/usr/sbin/mlpolicy validate /usr/share/doc/slurm-ml-controller/examples/mlpolicy.json 2>&1; echo "exit $?")"
 
