@@ -111,4 +111,5 @@ in_root env RELEASE="$release" SUITE="$suite" bash -euo pipefail -c '
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build --workspace
     cargo test --workspace
+    ./scripts/test-packages.sh
   '

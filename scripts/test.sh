@@ -16,6 +16,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 # Integration tests load the plugin .so files, which only a workspace build produces.
 cargo build --workspace
 cargo test --workspace
+# The Debian packages for this release: built, installed with apt-get, a local cluster on
+# the installed files, purged, nothing left (the same runs in each release root below).
+./scripts/test-packages.sh
 
 # The other releases: the same suite against Slurm 24.11 (Debian 13) and 26.05 (Debian
 # sid), each in a root cached in .release-roots/. SKIP_OTHER_RELEASES=1 leaves both out
