@@ -107,6 +107,9 @@ pub struct Config {
     pub deadline_ms: u64,
     /// The same in the prolog and the epilog, shorter: a stuck driver must not hold a job.
     pub job_deadline_ms: u64,
+    /// `ml-healthcheck active`: suites run as Slurm jobs on idle nodes
+    /// ([`crate::active::ActiveConfig`]). Unset: `active` refuses to run.
+    pub active: Option<crate::active::ActiveConfig>,
 }
 
 pub const DEFAULT_KILLSWITCH: &str = "/etc/slurm/ml-healthcheck.disable";
@@ -144,6 +147,7 @@ impl Default for Config {
             fail_after: BTreeMap::new(),
             deadline_ms: 20_000,
             job_deadline_ms: 5_000,
+            active: None,
         }
     }
 }
@@ -185,6 +189,9 @@ impl Config {
             return Err(format!(
                 "{origin}: deadline_ms and job_deadline_ms must be at least 1"
             ));
+        }
+        if let Some(a) = &c.active {
+            a.validate(origin)?;
         }
         Ok(c)
     }

@@ -121,6 +121,12 @@ pub enum Check {
     /// The GPU's NVLink fabric registration (fabric manager).
     #[serde(rename = "nvlink-fabric")]
     Fabric,
+    /// `dcgmi diag` run as a Slurm job by `ml-healthcheck active` ([`crate::dcgm`]): the
+    /// health check never makes it, so it never lifts a drain for it.
+    DcgmDiag,
+    /// nccl-tests' `all_reduce_perf` run as a Slurm job by `ml-healthcheck active`
+    /// ([`crate::nccl`]).
+    Nccl,
 }
 
 impl Check {
@@ -156,6 +162,8 @@ impl Check {
             Check::PcieAer => "pcie-aer",
             Check::IbPort => "ib-port",
             Check::Fabric => "nvlink-fabric",
+            Check::DcgmDiag => "dcgm-diag",
+            Check::Nccl => "nccl",
         }
     }
 
@@ -184,6 +192,8 @@ impl Check {
             "aer" => Check::PcieAer,
             "ib" | "efa" => Check::IbPort,
             "fabric" => Check::Fabric,
+            "dcgm-diag" => Check::DcgmDiag,
+            "nccl" => Check::Nccl,
             _ => return None,
         })
     }

@@ -3,8 +3,11 @@
 //! judge both with pure code ([`evaluate`]), then act through Slurm (drain, resume) and
 //! report (human lines, JSON, a Prometheus textfile).
 
+pub mod active;
+pub mod active_run;
 pub mod config;
 pub mod counters;
+pub mod dcgm;
 pub mod deadline;
 pub mod evaluate;
 pub mod fleet;
@@ -14,6 +17,7 @@ pub mod ibports;
 pub mod jobmap;
 pub mod kevents;
 pub mod kmsg;
+pub mod nccl;
 pub mod node;
 pub mod pci_aer;
 pub mod reason;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ml_healthcheck::active_run;
 use ml_healthcheck::config::Config;
 use ml_healthcheck::evaluate::Mode;
 use ml_healthcheck::gather::{GpuSource, NvmlSource, SnapshotFile};
@@ -18,6 +19,7 @@ const USAGE: &str = "usage: ml-healthcheck [--mode health-check|prolog|epilog] [
                       [--config FILE] [--expect-gpus N] [--snapshot FILE]
                       [--save-snapshot FILE] [--json] [--textfile DIR] [--dry-run]
                       [--no-slurm] [--forget-xids]
+       ml-healthcheck active [--config FILE] [--json] [--textfile DIR] [--dry-run]
 
 Checks the node's NVIDIA GPUs through NVML (GPU count, lost GPUs, ECC, retired pages,
 row remapping, critical XIDs in the kernel log, PCIe links, NVLinks, temperature, and in
@@ -52,7 +54,20 @@ root-owned, not writable by others).
   --dry-run             change nothing in Slurm and keep no state
   --no-slurm            judge and report only, ask Slurm nothing (implies --dry-run)
   --forget-xids         forget the critical XIDs seen since boot (after a GPU reset
-                        without a reboot; they otherwise keep the node drained)";
+                        without a reboot; they otherwise keep the node drained)
+
+Active checks ('ml-healthcheck active', run by an admin or a timer on a login or
+controller node): the config's active section names a hidden partition or a reservation,
+the nodes (\"idle\" or a hostlist), a results_dir the nodes share, and the suites:
+dcgm-diag (dcgmi diag -r 1|2 --json) and nccl (all_reduce_perf -b 8 -e 8G -f 2 -g N,
+judged on the largest size's bus bandwidth against expected_busbw_gbps per GPU model).
+One job per idle node (sbatch -w NODE --exclusive), each suite under its timeout_s. A
+failed test drains ('mlhealth: gpu2 dcgm-diag pcie [replace]', 'mlhealth: nccl busbw
+180<350 [reboot]'); slow = warn only warns; a crash or a hang is UNKNOWN and changes
+nothing. A node drained by an active check is retested inside a reservation of its own
+(mlhealth_NODE) and resumed when its suites pass. The killswitch, report mode and the
+circuit breaker hold its drains as they hold the health check's; --dry-run changes nothing
+in Slurm (the suites still run).";
 
 #[derive(Default)]
 struct Args {
@@ -169,7 +184,76 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// `ml-healthcheck active ...`.
+fn active_main(args: &[String]) -> ExitCode {
+    let (mut config, mut json, mut textfile, mut dry_run) = (None, false, None, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" => match it.next() {
+                Some(v) => config = Some(PathBuf::from(v)),
+                None => return fail("--config needs a value"),
+            },
+            "--textfile" => match it.next() {
+                Some(v) => textfile = Some(PathBuf::from(v)),
+                None => return fail("--textfile needs a value"),
+            },
+            "--json" => json = true,
+            "--dry-run" | "-n" => dry_run = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => return fail(&format!("active: unknown argument {other:?}")),
+        }
+    }
+    let slurm_conf = env("SLURM_CONF").map(PathBuf::from);
+    let cfg = match Config::load(config.as_deref(), slurm_conf.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let opts = active_run::Opts {
+        slurm_conf,
+        dry_run,
+        poll: std::time::Duration::from_millis(500),
+    };
+    let r = match active_run::run(&cfg, &opts) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    if json {
+        println!("{}", r.json());
+    } else {
+        for line in r.human() {
+            println!("{line}");
+        }
+    }
+    for line in r
+        .human()
+        .iter()
+        .filter(|l| l.contains(": active checks: ") && !l.ends_with(": passed"))
+    {
+        node_log::syslog("ml-healthcheck", libc::LOG_WARNING, line);
+    }
+    let mut code = u8::from(!r.errors.is_empty());
+    if let Some(dir) = &textfile {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        if let Err(e) = r.write_textfile(dir, now) {
+            eprintln!("ml-healthcheck: active: error: {e}");
+            code = 2;
+        }
+    }
+    ExitCode::from(code)
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("active") {
+        return active_main(&argv[1..]);
+    }
     let args = match node_log::parse_command_line("ml-healthcheck", USAGE, parse_args) {
         Ok(a) => a,
         Err(code) => return code,

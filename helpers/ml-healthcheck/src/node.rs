@@ -203,18 +203,35 @@ pub struct Scontrol {
 }
 
 impl Scontrol {
-    fn run(&self, args: &[&str]) -> Result<String, String> {
-        let mut c = Command::new(&self.program);
+    /// `scontrol ARGS`: its output, or an error with what it printed.
+    pub fn run(&self, args: &[&str]) -> Result<String, String> {
+        self.run_program(&self.program, args)
+    }
+
+    /// Another Slurm command (`sbatch`, `scancel`) from scontrol's directory, else PATH.
+    pub fn sibling(&self, name: &str) -> PathBuf {
+        self.program
+            .parent()
+            .map(|d| d.join(name))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from(name))
+    }
+
+    /// Runs `program ARGS` with this cluster's `SLURM_CONF`.
+    pub fn run_program(&self, program: &Path, args: &[&str]) -> Result<String, String> {
+        let mut c = Command::new(program);
         c.args(args);
         if let Some(conf) = &self.slurm_conf {
             c.env("SLURM_CONF", conf);
         }
         let out = c
             .output()
-            .map_err(|e| format!("cannot run {}: {e}", self.program.display()))?;
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
         if !out.status.success() {
+            let name = program.file_name().map_or(program.as_os_str(), |n| n);
             return Err(format!(
-                "scontrol {} failed: {}",
+                "{} {} failed: {}",
+                name.to_string_lossy(),
                 args.join(" "),
                 String::from_utf8_lossy(&out.stderr).trim()
             ));

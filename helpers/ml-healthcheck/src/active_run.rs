@@ -1,0 +1,713 @@
+//! `ml-healthcheck active`: picks the idle nodes, submits one job per node (`sbatch -w
+//! NODE --exclusive`), waits, reads what each suite left, judges it ([`crate::active`]),
+//! and drains or resumes through the passive run's rules: [`node::decide`], the report-only
+//! modes and the circuit breaker ([`fleet::gate`]), the repair step ([`repair::step`]).
+//!
+//! A node drained by an active check is tested again to be resumed: Slurm starts no job on
+//! a drained node, so the run puts it in a reservation of its own first (`mlhealth_NODE`,
+//! `Flags=MAINT`, which may overlap the configured one), resumes it inside (no other job
+//! can take it), runs the suites there, then drains it again unless they pass, and only
+//! then deletes the reservation. Report-only runs and `--dry-run` do not retest.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::active::{self, ActiveConfig, Left, Outcome, SuiteResult};
+use crate::config::Config;
+use crate::fleet::{self, Fleet, Held, Hold};
+use crate::node::{self, Action, NodeInfo, Scontrol};
+use crate::repair;
+use crate::report::{self, BreakerCount, Repair};
+
+/// What `active` does with a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Test,
+    /// Drained by an active check of ours: tested again inside a reservation of its own.
+    Retest,
+    Skip(String),
+}
+
+/// State flags with which a node is not tested (powered down, rebooting, not responding).
+const UNTESTABLE: [&str; 7] = [
+    "POWERED_DOWN",
+    "POWERING_DOWN",
+    "POWERING_UP",
+    "POWER_DOWN",
+    "CLOUD",
+    "REBOOT_REQUESTED",
+    "REBOOT_ISSUED",
+];
+
+/// The plan for a node as Slurm shows it. Pure.
+pub fn plan(n: &NodeInfo, retest_allowed: bool) -> Plan {
+    let shown = || match &n.reason {
+        Some(r) => format!("{} ({r})", n.state),
+        None => n.state.clone(),
+    };
+    if n.failed() {
+        return Plan::Skip(format!("failed, left to its owner: {}", shown()));
+    }
+    let flags: Vec<&str> = n.state.split('+').collect();
+    let responding = !n.state.contains('*');
+    if !n.without_jobs()
+        || !responding
+        || flags
+            .iter()
+            .any(|f| UNTESTABLE.contains(f) || *f == "COMPLETING")
+    {
+        return Plan::Skip(format!("not idle: {}", shown()));
+    }
+    if !n.drained() {
+        return Plan::Test;
+    }
+    let reason = n.reason.as_deref().unwrap_or("");
+    match (n.ours(), active::names_active_check(reason)) {
+        (true, true) if retest_allowed => Plan::Retest,
+        (true, true) => Plan::Skip(format!(
+            "drained by an active check ({reason}): a retest resumes it inside a reservation, not done when nothing may change in Slurm"
+        )),
+        (true, false) => Plan::Skip(format!(
+            "drained by the health check ({reason}): the health check lifts it"
+        )),
+        (false, _) => Plan::Skip(format!("drained by someone else ({reason})")),
+    }
+}
+
+/// The value of `Key=` in one line of `scontrol -o` output.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .filter(|v| !v.is_empty() && *v != "(null)")
+}
+
+/// One node's run.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeRun {
+    pub node: String,
+    /// The node's state and reason before the run.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_reason: Option<String>,
+    /// Why it was not tested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Tested again to lift an active check's drain.
+    pub retest: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<u32>,
+    pub suites: Vec<SuiteResult>,
+    /// `action` and, with a drain, `reason`.
+    #[serde(flatten)]
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<Held>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<Repair>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveReport {
+    pub mode: &'static str,
+    pub run_dir: PathBuf,
+    pub nodes: Vec<NodeRun>,
+    pub report_only: bool,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerCount>,
+    pub breaker_open: bool,
+    pub errors: Vec<String>,
+}
+
+pub struct Opts {
+    pub slurm_conf: Option<PathBuf>,
+    pub dry_run: bool,
+    /// How often the jobs are polled.
+    pub poll: Duration,
+}
+
+/// A file a job wrote, read without following a link, at most 8 MiB.
+fn read_result(path: &Path) -> Option<String> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    f.take(8 << 20).read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// What a suite left in `dir`; `None` when it never started.
+fn left(dir: &Path, suite: &str) -> Option<Left> {
+    let stdout = read_result(&dir.join(format!("{suite}.out")));
+    let rc = read_result(&dir.join(format!("{suite}.rc"))).and_then(|r| r.trim().parse().ok());
+    if stdout.is_none() && rc.is_none() {
+        return None;
+    }
+    Some(Left {
+        rc,
+        stdout: stdout.unwrap_or_default(),
+        stderr: read_result(&dir.join(format!("{suite}.err"))).unwrap_or_default(),
+    })
+}
+
+const FINAL: [&str; 9] = [
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+];
+
+/// A submitted job: its node's index, id and directory.
+struct Submitted {
+    index: usize,
+    id: u32,
+    dir: PathBuf,
+}
+
+struct Ctx<'a> {
+    cfg: &'a Config,
+    active: &'a ActiveConfig,
+    scontrol: Scontrol,
+    opts: &'a Opts,
+}
+
+fn resv_name(node: &str) -> String {
+    format!("mlhealth_{node}")
+}
+
+impl Ctx<'_> {
+    fn hostnames(&self, list: &str) -> Result<Vec<String>, String> {
+        let out = self.scontrol.run(&["show", "hostnames", list])?;
+        Ok(out.split_whitespace().map(str::to_string).collect())
+    }
+
+    /// The nodes to look at: the config's hostlist, or every node of the partition or
+    /// reservation.
+    fn targets(&self) -> Result<Vec<String>, String> {
+        let a = self.active;
+        if a.nodes != "idle" {
+            return self.hostnames(&a.nodes);
+        }
+        let (what, name) = match (&a.partition, &a.reservation) {
+            (Some(p), _) => ("partition", p),
+            (None, Some(r)) => ("reservation", r),
+            (None, None) => return Err("active: no partition or reservation".into()),
+        };
+        let out = self.scontrol.run(&["-o", "show", what, name])?;
+        let line = out.lines().next().unwrap_or("");
+        match field(line, "Nodes=") {
+            Some(list) => self.hostnames(list),
+            None => Err(format!("{what} {name} has no nodes: {}", line.trim())),
+        }
+    }
+
+    fn submit(&self, node: &str, dir: &Path, retest: bool) -> Result<u32, String> {
+        let script = dir.join("job.sh");
+        let text = active::script(&self.active.suites, &dir.to_string_lossy());
+        fs::write(&script, text).map_err(|e| format!("{}: {e}", script.display()))?;
+        let out = dir.join("job.out");
+        let mut args: Vec<String> = vec![
+            "--parsable".into(),
+            "-J".into(),
+            "mlhealth-active".into(),
+            "-w".into(),
+            node.into(),
+            "-N".into(),
+            "1".into(),
+            "--exclusive".into(),
+            format!("--time={}", self.active.time_limit_minutes()),
+            "-o".into(),
+            out.to_string_lossy().into_owned(),
+            "-D".into(),
+            dir.to_string_lossy().into_owned(),
+        ];
+        if let Some(p) = &self.active.partition {
+            args.push(format!("--partition={p}"));
+        }
+        if retest {
+            args.push(format!("--reservation={}", resv_name(node)));
+        } else if let Some(r) = &self.active.reservation {
+            args.push(format!("--reservation={r}"));
+        }
+        args.extend(self.active.sbatch_args.iter().cloned());
+        args.push("/bin/sh".into());
+        args.push(script.to_string_lossy().into_owned());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let sbatch = self.scontrol.sibling("sbatch");
+        let said = self.scontrol.run_program(&sbatch, &argv)?;
+        said.trim()
+            .split(';')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| format!("sbatch printed no job id: {said:?}"))
+    }
+
+    /// Puts a node drained by an active check in a reservation of its own, then resumes it.
+    fn open_retest(&self, node: &str) -> Result<(), String> {
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .ok_or("cannot name the user running this (uid not in the user database)")?;
+        let minutes = self.active.time_limit_minutes() + 5;
+        self.scontrol.run(&[
+            "create",
+            "reservation",
+            &format!("ReservationName={}", resv_name(node)),
+            &format!("Nodes={node}"),
+            "StartTime=now",
+            &format!("Duration={minutes}"),
+            &format!("Users={user}"),
+            "Flags=MAINT,IGNORE_JOBS",
+        ])?;
+        if let Err(e) = self.scontrol.apply(node, &Action::Resume) {
+            self.close_retest(node);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn close_retest(&self, node: &str) -> Option<String> {
+        let name = format!("ReservationName={}", resv_name(node));
+        self.scontrol.run(&["delete", "reservation", &name]).err()
+    }
+
+    /// Polls the jobs until each is final or `deadline` passes; the rest are cancelled.
+    /// The state of each (by index in `jobs`).
+    fn wait(&self, jobs: &[Submitted], deadline: Instant) -> Vec<String> {
+        let mut states: Vec<Option<String>> = vec![None; jobs.len()];
+        loop {
+            for (i, j) in jobs.iter().enumerate() {
+                if states[i].is_some() {
+                    continue;
+                }
+                let out = self.scontrol.run(&["-o", "show", "job", &j.id.to_string()]);
+                let state = out.ok().and_then(|o| {
+                    field(o.lines().next().unwrap_or(""), "JobState=").map(str::to_string)
+                });
+                if let Some(s) = state.filter(|s| FINAL.contains(&s.as_str())) {
+                    states[i] = Some(s);
+                }
+            }
+            if states.iter().all(Option::is_some) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let scancel = self.scontrol.sibling("scancel");
+                for (i, j) in jobs.iter().enumerate() {
+                    if states[i].is_none() {
+                        let _ = self.scontrol.run_program(&scancel, &[&j.id.to_string()]);
+                        states[i] = Some("CANCELLED (past the run's deadline)".into());
+                    }
+                }
+                break;
+            }
+            std::thread::sleep(self.opts.poll);
+        }
+        states.into_iter().map(Option::unwrap_or_default).collect()
+    }
+}
+
+/// The run directory: `<results_dir>/<unix time>-<pid>`, new.
+fn run_dir(results: &Path) -> Result<PathBuf, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let dir = results.join(format!("{now}-{}", std::process::id()));
+    fs::create_dir(&dir).map_err(|e| format!("active.results_dir: {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+pub fn run(cfg: &Config, opts: &Opts) -> Result<ActiveReport, String> {
+    let active = cfg.active.as_ref().ok_or(
+        "no \"active\" section in ml-healthcheck.json: configure the partition or reservation, results_dir and suites (see --help)",
+    )?;
+    let ctx = Ctx {
+        cfg,
+        active,
+        scontrol: Scontrol {
+            program: node::find_scontrol(cfg.scontrol.as_deref()),
+            slurm_conf: opts.slurm_conf.clone(),
+        },
+        opts,
+    };
+    let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());
+    let changes_allowed = report_only.is_none() && !opts.dry_run;
+    let all = ctx.scontrol.show_all()?;
+    let mut fleet = Fleet::count(&all);
+    let dir = run_dir(&active.results_dir)?;
+    let mut nodes: Vec<NodeRun> = Vec::new();
+    let mut jobs: Vec<Submitted> = Vec::new();
+    for name in ctx.targets()? {
+        let Some(info) = all.iter().find(|n| n.name == name) else {
+            nodes.push(skipped(
+                &name,
+                "",
+                None,
+                "not a node of this cluster".into(),
+            ));
+            continue;
+        };
+        let p = plan(info, changes_allowed);
+        let mut nr = skipped(&name, &info.state, info.reason.clone(), String::new());
+        nr.skipped = None;
+        match p {
+            Plan::Skip(why) => {
+                nr.skipped = Some(why);
+                nodes.push(nr);
+                continue;
+            }
+            Plan::Retest => {
+                nr.retest = true;
+                if let Err(e) = ctx.open_retest(&name) {
+                    nr.skipped = Some(format!("could not be retested: {e}"));
+                    nodes.push(nr);
+                    continue;
+                }
+            }
+            Plan::Test => {}
+        }
+        let ndir = dir.join(&name);
+        let submitted = fs::create_dir(&ndir)
+            .map_err(|e| format!("{}: {e}", ndir.display()))
+            .and_then(|()| ctx.submit(&name, &ndir, nr.retest));
+        match submitted {
+            Ok(id) => {
+                nr.job = Some(id);
+                jobs.push(Submitted {
+                    index: nodes.len(),
+                    id,
+                    dir: ndir,
+                });
+            }
+            Err(e) => nr.errors.push(e),
+        }
+        nodes.push(nr);
+    }
+    // Every job has its time limit; a minute more for the queue, then it is cancelled.
+    let limit = Duration::from_secs(active.time_limit_minutes() * 60 + 60);
+    let states = ctx.wait(&jobs, Instant::now() + limit);
+    for (j, state) in jobs.iter().zip(&states) {
+        let nr = &mut nodes[j.index];
+        nr.suites = active
+            .suites
+            .iter()
+            .map(|s| {
+                let mut r = active::judge(s, left(&j.dir, s.suite.name()).as_ref(), active);
+                if r.outcome == Outcome::NotRun {
+                    r.evidence = format!("{} (job {} {state})", r.evidence, j.id);
+                }
+                r
+            })
+            .collect();
+    }
+    let mut errors = Vec::new();
+    for nr in nodes.iter_mut() {
+        if nr.job.is_none() && !nr.retest {
+            continue;
+        }
+        act(&ctx, nr, &all, &mut fleet, report_only.clone(), &mut errors);
+    }
+    let breaker_open = fleet::breaker_open(&fleet, cfg);
+    Ok(ActiveReport {
+        mode: "active",
+        run_dir: dir,
+        nodes,
+        report_only: report_only.is_some(),
+        dry_run: opts.dry_run,
+        breaker: Some(BreakerCount {
+            drained: fleet.ours,
+            nodes: fleet.nodes,
+            limit: fleet::limit(fleet.nodes, cfg.breaker_max_nodes, cfg.breaker_max_percent),
+        }),
+        breaker_open,
+        errors,
+    })
+}
+
+fn skipped(name: &str, state: &str, reason: Option<String>, why: String) -> NodeRun {
+    NodeRun {
+        node: name.into(),
+        state: state.into(),
+        node_reason: reason,
+        skipped: Some(why),
+        retest: false,
+        job: None,
+        suites: Vec::new(),
+        action: Action::Nothing,
+        held: None,
+        repair: None,
+        errors: Vec::new(),
+    }
+}
+
+/// Judges one node's suites and acts as the health check would; a retested node is
+/// drained again unless it passed, then its reservation goes.
+fn act(
+    ctx: &Ctx,
+    nr: &mut NodeRun,
+    all: &[NodeInfo],
+    fleet: &mut Fleet,
+    report_only: Option<Hold>,
+    errors: &mut Vec<String>,
+) {
+    let Some(info) = all.iter().find(|n| n.name == nr.node) else {
+        return;
+    };
+    let judgement = active::judgement(&nr.suites);
+    let decided = node::decide(info, &judgement, true);
+    let report_only = if ctx.opts.dry_run {
+        Some(report_only.unwrap_or(Hold::ReportMode))
+    } else {
+        report_only
+    };
+    let (action, held) = fleet::gate(decided, report_only, Some(fleet), ctx.cfg);
+    let was = (info.drained() || info.failed()) && info.ours();
+    *fleet = fleet.after(was, action.leaves_our_drain(info));
+    let step = repair::step(
+        &ctx.cfg.actions,
+        &action,
+        repair::needed(&judgement.findings),
+    );
+    let done = if held.is_some() || ctx.opts.dry_run {
+        Ok(())
+    } else if nr.retest {
+        // The node is resumed inside its reservation: a pass leaves it so; anything else
+        // drains it again (the old reason, or the new one).
+        let again = match &action {
+            Action::Resume => None,
+            Action::UpdateReason(r) | Action::Drain(r) => Some(r.clone()),
+            _ => info.reason.clone(),
+        };
+        match again {
+            Some(r) => ctx.scontrol.apply(&nr.node, &Action::Drain(r)),
+            None => Ok(()),
+        }
+    } else {
+        match &step {
+            Some(s) if !s.after_drain() => ctx.scontrol.step(&s.args(&nr.node)),
+            Some(s) => ctx
+                .scontrol
+                .apply(&nr.node, &action)
+                .and_then(|()| ctx.scontrol.step(&s.args(&nr.node))),
+            None => ctx.scontrol.apply(&nr.node, &action),
+        }
+    };
+    let drained_again = done.is_ok();
+    if let Err(e) = done {
+        nr.errors.push(e.clone());
+        errors.push(format!("{}: {e}", nr.node));
+    }
+    if nr.retest {
+        // Without its drain back the reservation is all that keeps jobs off the node.
+        if drained_again {
+            if let Some(e) = ctx.close_retest(&nr.node) {
+                nr.errors.push(e);
+            }
+        } else {
+            nr.errors.push(format!(
+                "reservation {} kept: the node could not be drained again",
+                resv_name(&nr.node)
+            ));
+        }
+    }
+    nr.repair = step.filter(|_| !nr.retest).map(|s| Repair {
+        command: s.describe(&nr.node),
+        instead_of_drain: !s.after_drain(),
+    });
+    nr.action = action;
+    nr.held = held;
+}
+
+impl NodeRun {
+    /// One line per suite, then what was done to the node.
+    pub fn human(&self) -> Vec<String> {
+        let n = &self.node;
+        if let Some(why) = &self.skipped {
+            return vec![format!("ml-healthcheck: {n}: active: skipped: {why}")];
+        }
+        let mut lines: Vec<String> = self
+            .suites
+            .iter()
+            .map(|s| {
+                format!(
+                    "ml-healthcheck: {n}: active {}: {}: {}",
+                    s.suite.name(),
+                    s.outcome.name().to_ascii_uppercase(),
+                    s.evidence
+                )
+            })
+            .collect();
+        for e in &self.errors {
+            lines.push(format!("ml-healthcheck: {n}: active: error: {e}"));
+        }
+        let was = self.node_reason.as_deref().unwrap_or("");
+        let done = match (&self.held, &self.action) {
+            (Some(h), _) => format!(
+                "held ({}): would {}{}",
+                h.hold,
+                h.action.name(),
+                h.action
+                    .drain_reason()
+                    .map_or(String::new(), |r| format!(": {r}"))
+            ),
+            (None, Action::Drain(r)) => format!("drained: {r}"),
+            (None, Action::UpdateReason(r)) => format!("drained, reason now: {r}"),
+            (None, Action::Resume) => format!("resumed (was drained: {was})"),
+            (None, Action::LeaveOthersDrain) => {
+                format!("left as it is: drained by someone else ({was})")
+            }
+            (None, Action::Nothing) if self.retest => format!("kept drained: {was}"),
+            (None, Action::Nothing) => {
+                let unknown = self.suites.iter().filter(|s| !s.outcome.judged()).count();
+                if unknown > 0 {
+                    format!("{unknown} suite(s) UNKNOWN: nothing changed")
+                } else {
+                    "passed".into()
+                }
+            }
+        };
+        let repair = self
+            .repair
+            .as_ref()
+            .map_or(String::new(), |r| format!("; {}", r.command));
+        lines.push(format!(
+            "ml-healthcheck: {n}: active checks: {done}{repair}"
+        ));
+        lines
+    }
+}
+
+impl ActiveReport {
+    pub fn human(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.nodes.iter().flat_map(NodeRun::human).collect();
+        if self.breaker_open {
+            if let Some(b) = &self.breaker {
+                lines.push(format!(
+                    "ml-healthcheck: active: CIRCUIT BREAKER OPEN: {} of {} nodes carry ml-healthcheck's drain, at most {} may: new drains are held",
+                    b.drained, b.nodes, b.limit
+                ));
+            }
+        }
+        lines
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// The textfile for node_exporter: each tested node's suites by outcome (one of them
+    /// 1), what was held, the breaker.
+    pub fn prometheus(&self, now_unix: f64) -> String {
+        let mut s = String::from("# HELP ml_healthcheck_active_outcome Each active suite's outcome on each node in the last run (one of pass, fail, slow, crash, hang, not-run is 1).\n# TYPE ml_healthcheck_active_outcome gauge\n");
+        for n in &self.nodes {
+            for r in &n.suites {
+                for o in Outcome::ALL {
+                    s.push_str(&format!(
+                        "ml_healthcheck_active_outcome{{node=\"{}\",suite=\"{}\",outcome=\"{}\"}} {}\n",
+                        n.node,
+                        r.suite.name(),
+                        o.name(),
+                        u8::from(r.outcome == o)
+                    ));
+                }
+            }
+        }
+        s.push_str("# HELP ml_healthcheck_active_held 1 when the run held an action on the node (report only, circuit breaker).\n# TYPE ml_healthcheck_active_held gauge\n");
+        for n in self.nodes.iter().filter(|n| n.skipped.is_none()) {
+            s.push_str(&format!(
+                "ml_healthcheck_active_held{{node=\"{}\"}} {}\n",
+                n.node,
+                u8::from(n.held.is_some())
+            ));
+        }
+        s.push_str(&format!("# HELP ml_healthcheck_active_breaker_open 1 when the circuit breaker holds new drains.\n# TYPE ml_healthcheck_active_breaker_open gauge\nml_healthcheck_active_breaker_open {}\n", u8::from(self.breaker_open)));
+        s.push_str(&format!("# HELP ml_healthcheck_active_last_run_timestamp_seconds When the last active run ended.\n# TYPE ml_healthcheck_active_last_run_timestamp_seconds gauge\nml_healthcheck_active_last_run_timestamp_seconds {now_unix:.0}\n"));
+        s
+    }
+
+    pub fn write_textfile(&self, dir: &Path, now_unix: f64) -> Result<(), String> {
+        report::write_textfile(dir, "active", &self.prometheus(now_unix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(state: &str, reason: Option<&str>) -> NodeInfo {
+        NodeInfo {
+            name: "n1".into(),
+            state: state.into(),
+            reason: reason.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn only_idle_nodes_and_our_active_drains_are_tested() {
+        assert_eq!(plan(&n("IDLE", None), true), Plan::Test);
+        assert_eq!(plan(&n("IDLE+RESERVED", None), true), Plan::Test);
+        for s in [
+            "MIXED",
+            "ALLOCATED",
+            "IDLE+COMPLETING",
+            "IDLE*",
+            "DOWN*",
+            "IDLE+POWERED_DOWN",
+            "IDLE+CLOUD",
+        ] {
+            assert!(
+                matches!(plan(&n(s, None), true), Plan::Skip(w) if w.starts_with("not idle")),
+                "{s}"
+            );
+        }
+        let active = Some("mlhealth: gpu2 dcgm-diag pcie [replace]");
+        assert_eq!(plan(&n("IDLE+DRAIN", active), true), Plan::Retest);
+        assert!(
+            matches!(plan(&n("IDLE+DRAIN", active), false), Plan::Skip(w) if w.contains("not done when nothing may change"))
+        );
+        // Busy with a job: not now.
+        assert!(matches!(
+            plan(&n("MIXED+DRAIN", active), true),
+            Plan::Skip(_)
+        ));
+        let passive = Some("mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]");
+        assert!(
+            matches!(plan(&n("IDLE+DRAIN", passive), true), Plan::Skip(w) if w.contains("the health check lifts it"))
+        );
+        assert!(
+            matches!(plan(&n("IDLE+DRAIN", Some("admin: fan")), true), Plan::Skip(w) if w.contains("someone else"))
+        );
+        assert!(
+            matches!(plan(&n("IDLE+FAIL", Some("Action:Reboot")), true), Plan::Skip(w) if w.starts_with("failed"))
+        );
+    }
+
+    #[test]
+    fn fields_of_scontrol_lines() {
+        let l =
+            "PartitionName=mlhealth AllowGroups=ALL Hidden=YES Nodes=n[1-3] PriorityJobFactor=1";
+        assert_eq!(field(l, "Nodes="), Some("n[1-3]"));
+        assert_eq!(field("Nodes=(null) X=1", "Nodes="), None);
+        assert_eq!(
+            field("JobId=5 JobState=COMPLETED Reason=None", "JobState="),
+            Some("COMPLETED")
+        );
+    }
+}
