@@ -246,7 +246,6 @@ impl Ctx<'_> {
             args.push(format!("--reservation={r}"));
         }
         args.extend(self.active.sbatch_args.iter().cloned());
-        args.push("/bin/sh".into());
         args.push(script.to_string_lossy().into_owned());
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let sbatch = self.scontrol.sibling("sbatch");
@@ -285,7 +284,7 @@ impl Ctx<'_> {
 
     fn close_retest(&self, node: &str) -> Option<String> {
         let name = format!("ReservationName={}", resv_name(node));
-        self.scontrol.run(&["delete", "reservation", &name]).err()
+        self.scontrol.run(&["delete", &name]).err()
     }
 
     /// Polls the jobs until each is final or `deadline` passes; the rest are cancelled.
