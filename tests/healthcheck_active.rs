@@ -243,6 +243,7 @@ fn the_active_suites_drain_on_fail_and_slow_change_nothing_on_crash_or_hang_and_
     let resv = stdout(&ok(c.run("scontrol", ["show", "reservation"]).unwrap()));
     assert!(!resv.contains("mlhealth_"), "{resv}");
     let text = fs::read_to_string(prom.join("ml_healthcheck_active.prom")).unwrap();
+    println!("{text}");
     for line in [
         "ml_healthcheck_active_outcome{node=\"n1\",suite=\"dcgm-diag\",outcome=\"crash\"} 1\n",
         "ml_healthcheck_active_outcome{node=\"n1\",suite=\"nccl\",outcome=\"hang\"} 1\n",
@@ -257,6 +258,7 @@ fn the_active_suites_drain_on_fail_and_slow_change_nothing_on_crash_or_hang_and_
     set_mode(&c, "dcgmi", "n1", "fail");
     set_mode(&c, "all_reduce_perf", "n1", "pass");
     let out = ok(active(&c, &conf, &["--json"]));
+    println!("{}", stdout(&out));
     let j: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let n1 = &j["nodes"][0];
     assert_eq!(n1["node"], "n1");
