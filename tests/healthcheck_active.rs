@@ -290,6 +290,14 @@ fn the_killswitch_and_the_breaker_hold_active_drains() {
     for n in ["n1", "n2", "n3"] {
         set_mode(&c, "dcgmi", n, "fail");
     }
+    // --dry-run: the suites run, nothing is done in Slurm.
+    let out = ok(active(&c, &conf, &["--dry-run"]));
+    let got = lines(&c, &out);
+    assert!(
+        got.contains(&"ml-healthcheck: n2: active checks: held (report only: --dry-run): would drain: mlhealth: gpu2 dcgm-diag pcie [replace]".to_string()),
+        "{got:?}"
+    );
+    assert_eq!(sinfo(&c, "n2"), ("idle".into(), "none".into()));
     // The killswitch: every drain held, nothing changed in Slurm.
     let ks = c.dir().join("mlhealth.disable");
     fs::write(&ks, "").unwrap();

@@ -472,7 +472,7 @@ fn act(
     let judgement = active::judgement(&nr.suites);
     let decided = node::decide(info, &judgement, true);
     let report_only = if ctx.opts.dry_run {
-        Some(report_only.unwrap_or(Hold::ReportMode))
+        Some(report_only.unwrap_or(Hold::DryRun))
     } else {
         report_only
     };

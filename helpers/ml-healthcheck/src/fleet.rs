@@ -66,6 +66,8 @@ pub enum Hold {
     ReportMode,
     /// The killswitch file exists.
     Killswitch { path: PathBuf },
+    /// `ml-healthcheck active --dry-run`.
+    DryRun,
     /// Another drain would pass the limit.
     Breaker {
         ours: usize,
@@ -78,6 +80,7 @@ impl fmt::Display for Hold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Hold::ReportMode => write!(f, "report only: mode = \"report\""),
+            Hold::DryRun => write!(f, "report only: --dry-run"),
             Hold::Killswitch { path } => {
                 write!(f, "report only: killswitch {} exists", path.display())
             }
