@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use local_cluster::{cargo_artifact, stop_dir, Cluster, Options, SpankPlugin};
 
 const USAGE: &str = "usage:
-  local-cluster start --dir DIR [--nodes N] [--gpus-per-node N] [--accounting]
+  local-cluster start --dir DIR [--nodes N] [--cpus-per-node N] [--gpus-per-node N] [--accounting]
                       [--cloud-nodes N] [--billing PARTITION=WEIGHTS]
                       [--spank LIB.so[:ARG,...]] [--job-submit LIB.so] [--prolog PATH]
                       [--epilog PATH] [--conf 'Key=Value'] [--file NAME=PATH]
@@ -37,6 +37,11 @@ fn parse_start(args: &[String]) -> Result<Options, String> {
         match a.as_str() {
             "--dir" => o.dir = Some(PathBuf::from(val()?)),
             "--nodes" => o.nodes = val()?.parse().map_err(|e| format!("--nodes: {e}"))?,
+            "--cpus-per-node" => {
+                o.cpus_per_node = val()?
+                    .parse()
+                    .map_err(|e| format!("--cpus-per-node: {e}"))?
+            }
             "--gpus-per-node" => {
                 o.gpus_per_node = val()?
                     .parse()
