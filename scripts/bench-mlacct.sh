@@ -68,7 +68,9 @@ awk -v a="$t0" -v b="$t1" -v n="$JOBS" 'BEGIN { printf "%d jobs run and recorded
 # The same table as mlacct --csv, from sacct's text: seconds per (domain, account, user).
 table_awk='
   BEGIN { FS = "|"; OFS = "," }
-  $5 != "" {
+  # Counted as mlacct counts: allocated, and started before the period ends (slurmdbd
+  # sets a record it has no start for to start at the period end, as sacct shows it).
+  $5 != "" && $6 < until {
     d = ($1 == "cloud") ? "cloud" : "onprem"
     k = d "," $2 "," $3
     n = split($5, t, ",")
@@ -89,8 +91,8 @@ table_awk='
     }
   }'
 run_sacct() {
-  sacct -X -P -n -a --truncate -S "$since" -E "$until" -o Partition,Account,User,ElapsedRaw,AllocTRES |
-    awk "$table_awk" | sort
+  sacct -X -P -n -a --truncate -S "$since" -E "$until" -o Partition,Account,User,ElapsedRaw,AllocTRES,Start |
+    awk -v until="$until" "$table_awk" | sort
 }
 run_mlacct() { "$mlacct" --csv --since "$since" --until "$until"; }
 
@@ -103,6 +105,9 @@ if [ "$ours" = "$theirs" ]; then
 else
   echo "DIFFERENT totals; mlacct:"; sed 's/^/  /' <<<"$ours"
   echo "sacct + awk:"; sed 's/^/  /' <<<"$theirs"
+  echo "records that are not COMPLETED or start at the period's end:"
+  sacct -X -P -n -a --truncate -S "$since" -E "$until" -o JobID,Partition,State,Start,End,ElapsedRaw,AllocTRES |
+    awk -F'|' -v until="$until" '$3 != "COMPLETED" || $4 >= until' | head -n 50
   exit 1
 fi
 

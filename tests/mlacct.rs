@@ -146,7 +146,7 @@ fn sacct_sums(c: &Cluster, since: &str, until: &str) -> (Expected, String) {
                 "-E",
                 until,
                 "-o",
-                "JobID,Partition,Account,User,ElapsedRaw,AllocTRES",
+                "JobID,Partition,Account,User,ElapsedRaw,AllocTRES,Start",
             ],
         )
         .unwrap());
@@ -154,9 +154,11 @@ fn sacct_sums(c: &Cluster, since: &str, until: &str) -> (Expected, String) {
     let mut sums = Expected::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split('|').collect();
-        assert_eq!(f.len(), 6, "{line}");
-        if f[5].is_empty() {
-            continue; // never allocated
+        assert_eq!(f.len(), 7, "{line}");
+        // Never allocated, or no start before the period's end (slurmdbd gives a record
+        // with no start the period's end as start): not a job that ran in the period.
+        if f[5].is_empty() || f[6] >= until {
+            continue;
         }
         let domain = if f[1] == "cloud" { "cloud" } else { "onprem" };
         let secs: u64 = f[4].parse().unwrap();
