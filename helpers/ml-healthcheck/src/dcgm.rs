@@ -29,6 +29,8 @@ pub struct Problem {
 pub struct Diag {
     pub problems: Vec<Problem>,
     pub results: usize,
+    /// Results that passed: a run whose every test was skipped proves nothing.
+    pub passed: usize,
 }
 
 /// The test's name as a drain reason word: lower case, runs of anything else one `-`.
@@ -136,6 +138,10 @@ pub fn parse(text: &str) -> Result<Diag, String> {
                 let failed = match status.as_str() {
                     "FAIL" => true,
                     "WARN" => false,
+                    "PASS" => {
+                        d.passed += 1;
+                        continue;
+                    }
                     _ => continue,
                 };
                 d.problems.push(Problem {
@@ -149,6 +155,12 @@ pub fn parse(text: &str) -> Result<Diag, String> {
     }
     if d.results == 0 {
         return Err("dcgmi diag's JSON holds no test results".into());
+    }
+    if d.passed == 0 && d.problems.is_empty() {
+        return Err(format!(
+            "every one of the {} results in dcgmi diag's JSON was skipped",
+            d.results
+        ));
     }
     Ok(d)
 }
@@ -235,6 +247,7 @@ mod tests {
             "{}",
             r#"{"DCGM GPU Diagnostic": {"runtime_error": "nv-hostengine is not running"}}"#,
             r#"{"DCGM GPU Diagnostic": {"test_categories": []}}"#,
+            r#"{"DCGM GPU Diagnostic": {"test_categories": [{"tests": [{"name": "PCIe", "results": [{"gpu_ids": "0", "status": "SKIP"}]}]}]}}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

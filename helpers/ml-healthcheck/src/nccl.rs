@@ -135,13 +135,21 @@ pub fn expected_for(devices: &[String], expected: &BTreeMap<String, f64>) -> Res
 }
 
 pub fn judge(o: &Output, expected: &BTreeMap<String, f64>) -> Verdict {
-    let wrong = o.rows.iter().map(|r| r.wrong).sum::<u64>() + o.out_of_bounds.unwrap_or(0);
+    let wrong = o
+        .rows
+        .iter()
+        .map(|r| r.wrong)
+        .fold(o.out_of_bounds.unwrap_or(0), u64::saturating_add);
     if wrong > 0 {
         return Verdict::Wrong { count: wrong };
     }
     let Some(largest) = o.rows.iter().max_by_key(|r| r.bytes) else {
         return Verdict::Unknown("no result table in all_reduce_perf's output".into());
     };
+    // A bandwidth that is not a number is no pass (NaN compares false with everything).
+    if !largest.busbw.is_finite() || largest.busbw < 0.0 {
+        return Verdict::Unknown(format!("busbw {:?} is not a bandwidth", largest.busbw));
+    }
     if o.avg_busbw.is_none() {
         return Verdict::Unknown(
             "all_reduce_perf ended before its '# Avg bus bandwidth' line".into(),
@@ -260,6 +268,17 @@ mod tests {
         let cut: String = PASS.lines().take(18).map(|l| format!("{l}\n")).collect();
         assert!(matches!(judge(&parse(&cut), &h100()), Verdict::Unknown(_)));
         assert!(matches!(judge(&parse(""), &h100()), Verdict::Unknown(_)));
+        let nan = PASS.replace("470.73      0   7985.2", "nan      0   7985.2");
+        assert!(matches!(judge(&parse(&nan), &h100()), Verdict::Unknown(_)));
+        let huge = PASS.replace(
+            "# Out of bounds values : 0 OK",
+            "# Out of bounds values : 18446744073709551615 FAILED",
+        );
+        let huge = huge.replacen("419.49      0", "419.49      5", 1);
+        assert_eq!(
+            judge(&parse(&huge), &h100()),
+            Verdict::Wrong { count: u64::MAX }
+        );
         // The longest key wins: an H200 NVL is not held to the SXM figure.
         let nvl = vec!["NVIDIA H200 NVL".to_string()];
         assert_eq!(expected_for(&nvl, &h100()), Ok(60.0));
