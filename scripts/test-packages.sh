@@ -44,6 +44,39 @@ cargo build -q -p local-cluster
 echo "== build the packages (Slurm $(check_same_release))"
 ./scripts/build-debs.sh "$work/debs"
 plugindir=$(slurm_plugindir)
+release=$(slurm_daemon_version)
+for deb in "$work"/debs/*.deb; do
+  echo "-- $(basename "$deb")"
+  dpkg-deb -f "$deb" Version Depends Breaks
+done
+# slurmctld loads a job_submit plugin only of its own micro release (plugin.c).
+next_micro=${release%.*}.$((${release##*.} + 1))~
+expect "the controller package breaks the next slurmctld micro release" \
+  "slurmctld (>= $next_micro), slurm-smd-slurmctld (>= $next_micro)" \
+  "$(dpkg-deb -f "$work"/debs/slurm-ml-controller_*.deb Breaks)"
+
+echo "== scripts/install.sh from the same build (DESTDIR)"
+DESTDIR=$work/stage ./scripts/install.sh --no-build > "$work/install.log"
+expect "install.sh puts down one file per manifest line, and its list" \
+  "$(manifest_entries | wc -l) 1" \
+  "$(find "$work/stage" -type f ! -path '*/share/slurm-ml/*' | wc -l) $(find "$work/stage" -type f -path '*/share/slurm-ml/*' | wc -l)"
+# The package ships it stripped; the same build, stripped alike, is byte for byte the same.
+strip --strip-unneeded --remove-section=.comment --remove-section=.note \
+  -o "$work/spank_mlenv.so" "$work/stage$plugindir/spank_mlenv.so"
+dpkg-deb --fsys-tarfile "$work"/debs/slurm-ml-login_*.deb | tar -xO ".$plugindir/spank_mlenv.so" |
+  cmp -s - "$work/spank_mlenv.so" || fail "install.sh's spank_mlenv.so is not the packaged build"
+ok "install.sh's spank_mlenv.so in $plugindir is the packaged build"
+DESTDIR=$work/stage ./scripts/install.sh --uninstall > /dev/null
+expect "install.sh --uninstall leaves no file" "" "$(find "$work/stage" -type f)"
+# Headers one micro release off the daemons: the plugins would not load.
+mkdir -p "$work/other/slurm"
+IFS=. read -r ma mi mc <<< "$release"
+printf '#define SLURM_VERSION_NUMBER 0x%02x%02x%02x\n' "$ma" "$((10#$mi))" "$((mc + 1))" \
+  > "$work/other/slurm/slurm_version.h"
+expect "install.sh refuses headers of another release, in one line" \
+  "error: the Slurm headers in $work/other are $ma.$mi.$((mc + 1)) but the installed daemons are $release: plugins built here would not load (plugin_version); install the headers of $release or set SLURM_INCLUDE_DIR
+exit 1" \
+  "$(SLURM_INCLUDE_DIR=$work/other DESTDIR=$work/stage ./scripts/install.sh --no-build 2>&1; echo "exit $?")"
 
 # What the packages will install; a file already there would be taken over, a directory
 # already there (/usr/sbin) stays after the purge.
@@ -129,4 +162,4 @@ left=$(grep -vx '/\.' "$work/dpkg-L" | LC_ALL=C sort -u | LC_ALL=C comm -23 - "$
   { [ -e "$p" ] || [ -L "$p" ]; } && echo "$p"
 done || true)
 expect "nothing the packages installed is left (dpkg -L before, the file tree after)" "" "$left"
-echo "package test passed: Slurm $(slurm_daemon_version), PluginDir $plugindir"
+echo "package test passed: Slurm $release, PluginDir $plugindir"
