@@ -1,10 +1,12 @@
 #!/bin/bash
 # AWS SageMaker HyperPod (Slurm): a lifecycle-script fragment that puts this project on
-# every node of the cluster. Call it from on_create.sh (awsome-distributed-training's
-# LifecycleScripts/base-config) on every node, after Slurm is set up, with the node's
-# type, which lifecycle_script.py knows:
+# every node of the cluster. awsome-distributed-training's LifecycleScripts/base-config
+# runs lifecycle_script.py on every node, which knows the node's type (its SlurmNodeType:
+# controller, login, compute); call this there after Slurm is set up, e.g.
 #
-#   bash slurm-ml-lifecycle.sh controller|login|compute
+#   ExecuteBashScript("./slurm-ml-lifecycle.sh").run(node_type)
+#
+# which runs `sudo bash slurm-ml-lifecycle.sh controller|login|compute`.
 #
 # HyperPod's Slurm is built from source under /opt/slurm, with no Debian packages of Slurm
 # to depend on, so this builds against the cluster's own Slurm (/opt/slurm/include, the
@@ -40,23 +42,30 @@ if [ ! -x /usr/sbin/ml-healthcheck ]; then
   apt-get install -y -q clang libclang-dev pkg-config >/dev/null
   # SLURM_INCLUDE_DIR: build against this cluster's headers; PLUGINDIR: Slurm's own
   # plugins are in /opt/slurm/lib/slurm. Helpers go to /usr/sbin and /usr/bin (PREFIX=/usr),
-  # the paths the slurm.conf lines below name. install.sh refuses headers of another
+  # the paths slurm.conf.fragment names. install.sh refuses headers of another
   # release than the daemons, with one line.
   (cd "$SRC" && SLURM_INCLUDE_DIR="$SLURM/include" PLUGINDIR="$SLURM/lib/slurm" ./scripts/install.sh)
 fi
 
 case "$node_type" in
   controller)
-    # Files beside slurm.conf, shipped to every node by configless slurmctld.
-    install -m 0644 "$HERE/plugstack.conf" "$ETC/plugstack.conf"
+    # plugstack.conf beside slurm.conf is shipped to every node by configless slurmctld.
+    # HyperPod's own already loads pyxis: add our line to it, never replace it.
+    touch "$ETC/plugstack.conf"
+    grep -q 'spank_mlenv\.so' "$ETC/plugstack.conf" ||
+      grep -v '^#' "$HERE/plugstack.conf" >> "$ETC/plugstack.conf"
     # mlpolicy.json steers slurmctld: root-owned, not writable by others (else refused).
     [ -e "$ETC/mlpolicy.json" ] ||
       install -m 0644 /usr/share/doc/slurm-ml-controller/examples/mlpolicy.json "$ETC/mlpolicy.json"
-    grep -q '^JobSubmitPlugins=' "$ETC/slurm.conf" ||
+    if grep -q '^JobSubmitPlugins=' "$ETC/slurm.conf"; then
+      echo "$ETC/slurm.conf has JobSubmitPlugins already: merge slurm.conf.fragment by hand"
+    else
       cat "$HERE/slurm.conf.fragment" >> "$ETC/slurm.conf"
-    /usr/sbin/mlpolicy validate "$ETC/mlpolicy.json"
-    # JobSubmitPlugins is read at start: restart, a reconfigure is not enough.
-    systemctl restart slurmctld
+    fi
+    SLURM_CONF=$ETC/slurm.conf /usr/sbin/mlpolicy validate "$ETC/mlpolicy.json"
+    # JobSubmitPlugins is read at start: restart a running slurmctld (a reconfigure is not
+    # enough); one not started yet reads it when the lifecycle scripts start it.
+    systemctl try-restart slurmctld
     ;;
   compute)
     # Node settings are not shipped by configless Slurm: each node has its own copy, in
