@@ -81,7 +81,12 @@ slurm_plugindir() {
 
 # Cargo's profile for the packaged build and the directory its artifacts land in.
 PROFILE=${PROFILE:-release}
-artifact_dir() { echo "${CARGO_TARGET_DIR:-target}/$PROFILE"; }
+artifact_dir() {
+  case "$PROFILE" in
+    dev | test) echo "${CARGO_TARGET_DIR:-target}/debug" ;;  # cargo's names for these two
+    *) echo "${CARGO_TARGET_DIR:-target}/$PROFILE" ;;
+  esac
+}
 
 build_release() {
   local args=()
