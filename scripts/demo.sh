@@ -173,7 +173,6 @@ if [ "${#accounting[@]}" -gt 0 ]; then
     scontrol -o show assoc_mgr accounts=proj_cloud flags=assoc | grep -q 'billing=6000000([1-9]' && break
     sleep 1
   done
-  echo
   echo "   Idle for the partition's SuspendTime, the cloud node is powered down again (SuspendProgram):"
   for _ in $(seq 60); do sinfo -h -p cloud -o %T | grep -qx 'idle~' && break; sleep 1; done
   show "sinfo -p cloud -o '%P %N %T'"
