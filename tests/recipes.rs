@@ -504,3 +504,31 @@ fn displayed(key: &str, value: &str, got: &str) -> bool {
         || (key == "HealthCheckInterval" && got == format!("{value} sec"))
         || set(got) == set(value)
 }
+
+/// What Slinky's chart (0.3.x, templates/controller/slurm-configmap.yaml) refuses or
+/// cannot run: `configFiles` may not hold the files the chart writes itself, and a
+/// prolog/epilog script without a shebang cannot be executed by slurmd.
+#[test]
+fn slinky_values_follow_the_chart() {
+    let v = yaml(&recipes_dir().join("slinky/values.yaml"));
+    let files = get(&v, &["slurm", "configFiles"]).as_mapping().unwrap();
+    for reserved in ["slurm.conf", "slurmdbd.conf"] {
+        assert!(
+            !files.keys().any(|k| scalar(k) == reserved),
+            "configFiles cannot contain {reserved}"
+        );
+    }
+    let mut scripts = 0;
+    for key in ["prologScripts", "epilogScripts"] {
+        for (name, script) in get(&v, &["slurm", key]).as_mapping().unwrap() {
+            let script = scalar(script);
+            assert!(
+                script.starts_with("#!"),
+                "{key}.{}: no shebang",
+                scalar(name)
+            );
+            scripts += 1;
+        }
+    }
+    assert_eq!(scripts, 2);
+}
