@@ -1065,7 +1065,8 @@ fn a_busy_drain_stays_while_other_jobs_run_and_is_lifted_once_the_gpu_is_free() 
     wait_for_node(&c, "n1", "n1 resumed", || sinfo(&c, "n1").0 == "idle");
 }
 
-/// The files of dcgm-exporter's job mapping directory: name and content.
+/// The files dcgm-exporter reads in its job mapping directory (those named by a number;
+/// it skips the slots' `.lock`): name and content.
 fn mapping(dir: &Path) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = fs::read_dir(dir)
         .map(|rd| {
@@ -1074,6 +1075,7 @@ fn mapping(dir: &Path) -> Vec<(String, String)> {
                     let name = e.file_name().to_string_lossy().into_owned();
                     (name, fs::read_to_string(e.path()).unwrap_or_default())
                 })
+                .filter(|(name, _)| name.bytes().all(|b| b.is_ascii_digit()))
                 .collect()
         })
         .unwrap_or_default();

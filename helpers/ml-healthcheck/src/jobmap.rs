@@ -10,8 +10,8 @@
 //! following a link (a file that is a link is replaced, never written through). Files are
 //! written beside their name and renamed over it, so dcgm-exporter reads the old list or
 //! the new one; the temporary names (`.0.<pid>`) are not numbers and it skips them. Prologs
-//! and epilogs of jobs sharing a GPU (shards, `OverSubscribe`) take turns on a `flock` of the
-//! directory.
+//! and epilogs of jobs sharing a GPU (shards, `OverSubscribe`) take turns on a `flock` of a
+//! root-only file in the directory (`.lock`: anyone may lock the directory itself).
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -78,9 +78,14 @@ impl fmt::Display for Change {
 
 /// The mapping directory, open and locked.
 pub struct MappingDir {
-    dir: Flock<OwnedFd>,
+    dir: OwnedFd,
+    /// Held while the directory is changed.
+    _lock: Flock<OwnedFd>,
     path: String,
 }
+
+/// The lock file: not a number, so dcgm-exporter skips it.
+const LOCK: &str = ".lock";
 
 impl MappingDir {
     /// Opens (and first creates, mode 0755: it lives on tmpfs and a reboot removes it) the
@@ -108,9 +113,31 @@ impl MappingDir {
         })?;
         let st = fstat(fd.as_fd()).map_err(|e| format!("cannot stat {p}: {e}"))?;
         trusted_config::check(st.st_uid, st.st_mode, path)?;
-        let dir = Flock::lock(fd, FlockArg::LockExclusive)
-            .map_err(|(_, e)| format!("cannot lock {p}: {e}"))?;
-        Ok(MappingDir { dir, path: p })
+        // The lock is a root-only file in the directory, not the directory: anyone can
+        // open the directory and lock it, and so hold every prolog of the node.
+        let lock = openat(
+            fd.as_fd(),
+            LOCK,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FileMode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| format!("cannot open {p}/{LOCK}: {e}"))?;
+        let ls = fstat(lock.as_fd()).map_err(|e| format!("cannot stat {p}/{LOCK}: {e}"))?;
+        if ls.st_mode & libc::S_IFMT != libc::S_IFREG
+            || ls.st_uid != st.st_uid
+            || ls.st_mode & 0o077 != 0
+        {
+            return Err(format!(
+                "{p}/{LOCK} is not a file only its owner can open: refusing it"
+            ));
+        }
+        let lock = Flock::lock(lock, FlockArg::LockExclusive)
+            .map_err(|(_, e)| format!("cannot lock {p}/{LOCK}: {e}"))?;
+        Ok(MappingDir {
+            dir: fd,
+            _lock: lock,
+            path: p,
+        })
     }
 
     /// One GPU's file, as text; `""` when there is none. A link or anything but a regular
@@ -225,6 +252,34 @@ mod tests {
         assert!(!valid_job_id(""));
         assert!(!valid_job_id("42\n43"));
         assert!(!valid_job_id("../x"));
+    }
+
+    /// Anyone may open the directory (0755: dcgm-exporter reads it) and `flock` it: a
+    /// user holding that lock must not hold every prolog and epilog of the node. The
+    /// slots lock a root-only file in it instead.
+    #[test]
+    fn a_lock_a_user_holds_on_the_directory_holds_no_slot() {
+        let d = tempfile::tempdir().unwrap();
+        if d.path().metadata().unwrap().uid() != 0 {
+            return;
+        }
+        let dir = d.path().join("map");
+        drop(MappingDir::open(&dir).unwrap());
+        // What `flock -x DIR sleep` of any user does: a read-only descriptor, locked.
+        let users = std::fs::File::open(&dir).unwrap();
+        let _held = Flock::lock(users, FlockArg::LockExclusive).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let at = dir.clone();
+        std::thread::spawn(move || {
+            let r = MappingDir::open(&at).map(|m| m.apply(Op::Add, "42", &[0]));
+            let _ = tx.send(r);
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the prolog waited on the user's lock");
+        assert_eq!(r, Ok(vec![(0, Ok(Change::Written))]));
+        let lock = dir.join(".lock").metadata().unwrap();
+        assert_eq!(lock.mode() & 0o777, 0o600);
     }
 
     /// The directory rules need root (ownership); the tests run as root on the cluster
