@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -323,13 +323,53 @@ impl Ctx<'_> {
     }
 }
 
+/// `results_dir` and every directory above it (links resolved) may be changed only by
+/// root or the user running this, or are sticky (`/tmp`): the jobs run as that user and
+/// write through `<run>/<node>/`, and whoever can rename a directory on the way can put a
+/// link there (root writes through it) or results of their own (drains and resumes).
+fn trusted_results_dir(results: &Path) -> Result<(), String> {
+    let key = |m: String| format!("active.results_dir {}: {m}", results.display());
+    let real = fs::canonicalize(results).map_err(|e| key(e.to_string()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    for dir in real.ancestors() {
+        let meta = fs::metadata(dir).map_err(|e| key(format!("{}: {e}", dir.display())))?;
+        if !meta.is_dir() {
+            return Err(key("not a directory".into()));
+        }
+        let (uid, mode) = (meta.uid(), meta.mode());
+        if uid != 0 && uid != me {
+            return Err(key(format!(
+                "{} is owned by uid {uid}, neither root nor the user running this: refusing it",
+                dir.display()
+            )));
+        }
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err(key(format!(
+                "{} is writable by group or others (mode {:o}): another user could put results or a link in a run's place: refusing it (chmod go-w, or +t)",
+                dir.display(),
+                mode & 0o7777
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A directory of the run: new, and writable by its owner only whatever the umask.
+fn new_dir(dir: &Path) -> Result<(), String> {
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
 /// The run directory: `<results_dir>/<unix time>-<pid>`, new.
 fn run_dir(results: &Path) -> Result<PathBuf, String> {
+    trusted_results_dir(results)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let dir = results.join(format!("{now}-{}", std::process::id()));
-    fs::create_dir(&dir).map_err(|e| format!("active.results_dir: {}: {e}", dir.display()))?;
+    new_dir(&dir).map_err(|e| format!("active.results_dir: {e}"))?;
     Ok(dir)
 }
 
@@ -383,9 +423,7 @@ pub fn run(cfg: &Config, opts: &Opts) -> Result<ActiveReport, String> {
             Plan::Test => {}
         }
         let ndir = dir.join(&name);
-        let submitted = fs::create_dir(&ndir)
-            .map_err(|e| format!("{}: {e}", ndir.display()))
-            .and_then(|()| ctx.submit(&name, &ndir, nr.retest));
+        let submitted = new_dir(&ndir).and_then(|()| ctx.submit(&name, &ndir, nr.retest));
         match submitted {
             Ok(id) => {
                 nr.job = Some(id);
@@ -696,6 +734,42 @@ mod tests {
         assert!(
             matches!(plan(&n("IDLE+FAIL", Some("Action:Reboot")), true), Plan::Skip(w) if w.starts_with("failed"))
         );
+    }
+
+    /// A user who can write results_dir (or a directory above it) could put a link or
+    /// results of their own where a run's directory was; a sticky one (`/tmp`) is safe.
+    #[test]
+    fn results_dir_only_its_owner_can_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let results = d.path().join("shared/active");
+        fs::create_dir_all(&results).unwrap();
+        let mode =
+            |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+        mode(&results, 0o755);
+        let run = run_dir(&results).unwrap();
+        assert_eq!(fs::metadata(&run).unwrap().mode() & 0o7777, 0o755);
+        // The same second and pid name the same run: out of the way for the next.
+        fs::remove_dir(&run).unwrap();
+        mode(&results, 0o777);
+        let e = run_dir(&results).unwrap_err();
+        assert!(
+            e.starts_with(&format!("active.results_dir {}: ", results.display()))
+                && e.contains("is writable by group or others (mode 777)"),
+            "{e}"
+        );
+        mode(&results, 0o1777);
+        assert!(run_dir(&results).is_ok());
+        mode(&results, 0o755);
+        mode(&d.path().join("shared"), 0o775);
+        let e = run_dir(&results).unwrap_err();
+        assert!(
+            e.contains("/shared is writable by group or others (mode 775)"),
+            "{e}"
+        );
+        mode(&d.path().join("shared"), 0o755);
+        let e = run_dir(&d.path().join("missing")).unwrap_err();
+        assert!(e.contains("missing: No such file or directory"), "{e}");
     }
 
     #[test]
