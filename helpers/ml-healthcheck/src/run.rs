@@ -306,7 +306,7 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
     // The baseline moves with the periodic health check only: the prolog and epilog of
     // many short jobs would otherwise cut its window into slices below every threshold.
     if job.mode == Mode::HealthCheck && host_read {
-        st.counters = host.counters(now);
+        st.counters = host.counters(now, &st.counters);
     }
     // fail_after: a noisy check drains only after N failing runs in a row (counted in the
     // state); a drain of ours that already names it stays.

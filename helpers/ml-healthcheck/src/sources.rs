@@ -47,11 +47,13 @@ impl Host {
         }
     }
 
-    /// The error counters read now, for the next run's deltas.
-    pub fn counters(&self, now_unix: u64) -> Counters {
+    /// The error counters read now, for the next run's deltas. A value not read now (its
+    /// source unreadable, a counter file that did not answer) keeps its value in `old`:
+    /// dropped, the next run would count all of it since boot as new.
+    pub fn counters(&self, now_unix: u64, old: &Counters) -> Counters {
         let mut c = Counters {
             at: Some(now_unix),
-            ..Counters::default()
+            values: old.values.clone(),
         };
         for d in self.aer.iter().flatten() {
             c.values.insert(aer_key(d, "correctable"), d.correctable);

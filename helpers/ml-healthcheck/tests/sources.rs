@@ -231,7 +231,7 @@ fn aer_nonfatal_and_correctable_growth_warns() {
     let t = sysfs();
     let gpu2 = t.path().join("bus/pci/devices").join(GPUS[2]);
     aer(&gpu2, 500, 1, 0);
-    let baseline = Host::scan(t.path()).counters(1_000);
+    let baseline = Host::scan(t.path()).counters(1_000, &Counters::default());
     let run = |now| findings(t.path(), &healthy(), &[], &[], &baseline, now, &cfg());
     assert_eq!(run(1_300), vec![], "nothing new");
     // Non-fatal: any new one.
@@ -363,7 +363,7 @@ fn port_counters_warn_above_their_threshold() {
     let t = sysfs();
     let c = ib_port(t.path(), "mlx5_5").join("counters");
     put(&c.join("symbol_error"), "7\n");
-    let baseline = Host::scan(t.path()).counters(1_000);
+    let baseline = Host::scan(t.path()).counters(1_000, &Counters::default());
     let run = || findings(t.path(), &healthy(), &[], &[], &baseline, 1_300, &cfg());
     put(&c.join("symbol_error"), "17\n");
     assert_eq!(run(), vec![], "10 more: at the threshold");
@@ -378,6 +378,42 @@ fn port_counters_warn_above_their_threshold() {
             w("ib mlx5_5/1 symbol_error+11")
         ]
     );
+}
+
+/// A run that could read one sysfs source and not the other keeps the other's baseline:
+/// the next run does not count everything since boot as new.
+#[test]
+fn an_unreadable_source_keeps_its_baseline() {
+    let t = sysfs();
+    let c = ib_port(t.path(), "mlx5_5").join("counters");
+    put(&c.join("symbol_error"), "5000\n");
+    let gpu2 = t.path().join("bus/pci/devices").join(GPUS[2]);
+    aer(&gpu2, 0, 40, 0);
+    let first = Host::scan(t.path()).counters(1_000, &Counters::default());
+    let read = Host::scan(t.path());
+    for (unreadable, host) in [
+        (
+            "ib",
+            Host {
+                ib: Err("class/infiniband: Permission denied".into()),
+                ..read.clone()
+            },
+        ),
+        (
+            "aer",
+            Host {
+                aer: Err("bus/pci/devices: Permission denied".into()),
+                ..read.clone()
+            },
+        ),
+    ] {
+        let second = host.counters(1_300, &first);
+        assert_eq!(
+            findings(t.path(), &healthy(), &[], &[], &second, 1_600, &cfg()),
+            vec![],
+            "after a run that could not read {unreadable}"
+        );
+    }
 }
 
 fn kmsg_events(text: &str) -> (Vec<ml_healthcheck::kevents::Event>, Vec<Xid>) {
