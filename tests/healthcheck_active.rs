@@ -324,3 +324,65 @@ fn the_killswitch_and_the_breaker_hold_active_drains() {
     assert_eq!(sinfo(&c, "n2").0, "drained");
     assert_eq!(sinfo(&c, "n3"), ("idle".into(), "none".into()));
 }
+
+/// A run killed during a retest (a timer's timeout, the host going down) leaves the node
+/// resumed inside its reservation: the next run must not let it back into service
+/// untested when the reservation ends. It drains it again ("retest interrupted", an item
+/// per suite), removes the leftover reservation and retests it.
+#[test]
+fn a_retest_left_by_a_killed_run_is_drained_again_and_retested() {
+    let c = cluster();
+    let conf = config(&c, "active.json", "");
+    set_mode(&c, "dcgmi", "n1", "fail");
+    let out = ok(active(&c, &conf, &[]));
+    assert!(
+        lines(&c, &out).contains(
+            &"ml-healthcheck: n1: active checks: drained: mlhealth: gpu2 dcgm-diag pcie [replace]"
+                .to_string()
+        ),
+        "{}",
+        stdout(&out)
+    );
+    // What a run killed after `open_retest` leaves: the reservation, the node resumed.
+    ok(c.run(
+        "scontrol",
+        [
+            "create",
+            "reservation",
+            "ReservationName=mlhealth_n1",
+            "Nodes=n1",
+            "StartTime=now",
+            "Duration=60",
+            "Users=root",
+            "Flags=MAINT,IGNORE_JOBS",
+        ],
+    )
+    .unwrap());
+    ok(c.run("scontrol", ["update", "NodeName=n1", "State=RESUME"])
+        .unwrap());
+    assert_eq!(sinfo(&c, "n1").1, "none");
+
+    // Still failing: drained again, retested, kept drained with the finding.
+    let out = ok(active(&c, &conf, &[]));
+    let got = lines(&c, &out);
+    println!("{}", got.join("\n"));
+    let n1: Vec<&String> = got.iter().filter(|l| l.contains(" n1: ")).collect();
+    assert_eq!(
+        n1,
+        [
+            "ml-healthcheck: n1: active: a retest was interrupted (reservation mlhealth_n1 left, the node not drained): drained again: mlhealth: dcgm-diag retest interrupted, nccl retest interrupted",
+            "ml-healthcheck: n1: active dcgm-diag: FAIL: gpu2 dcgm-diag pcie [replace]: Detected more than 8 PCIe replays per minute for GPU 2 : 412",
+            "ml-healthcheck: n1: active nccl: PASS: busbw 470.73 GB/s at 2147483648 bytes, avg bus bandwidth 448.212 GB/s, 8 x NVIDIA H100 80GB HBM3",
+            "ml-healthcheck: n1: active checks: drained, reason now: mlhealth: gpu2 dcgm-diag pcie [replace]",
+        ]
+    );
+    assert_eq!(
+        sinfo(&c, "n1"),
+        (
+            "drained".into(),
+            "mlhealth: gpu2 dcgm-diag pcie [replace]".into()
+        )
+    );
+    let resv = stdout(&ok(c.run("scontrol", ["show", "reservation"]).unwrap()));
+    assert!(!resv.contains("mlhealth_"), "{resv}");
+}

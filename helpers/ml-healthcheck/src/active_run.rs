@@ -99,6 +99,9 @@ pub struct NodeRun {
     pub skipped: Option<String>,
     /// Tested again to lift an active check's drain.
     pub retest: bool,
+    /// Drained again after a retest a killed run left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job: Option<u32>,
     pub suites: Vec<SuiteResult>,
@@ -187,8 +190,10 @@ struct Ctx<'a> {
     opts: &'a Opts,
 }
 
+const RESV_PREFIX: &str = "mlhealth_";
+
 fn resv_name(node: &str) -> String {
-    format!("mlhealth_{node}")
+    format!("{RESV_PREFIX}{node}")
 }
 
 impl Ctx<'_> {
@@ -264,14 +269,15 @@ impl Ctx<'_> {
             .flatten()
             .map(|u| u.name)
             .ok_or("cannot name the user running this (uid not in the user database)")?;
-        let minutes = self.active.time_limit_minutes() + 5;
         self.scontrol.run(&[
             "create",
             "reservation",
             &format!("ReservationName={}", resv_name(node)),
             &format!("Nodes={node}"),
             "StartTime=now",
-            &format!("Duration={minutes}"),
+            // No end: if this run is killed, the node (resumed inside) stays out of
+            // service until the next run drains it again ([`recover`]).
+            "Duration=UNLIMITED",
             &format!("Users={user}"),
             "Flags=MAINT,IGNORE_JOBS",
         ])?;
@@ -280,6 +286,18 @@ impl Ctx<'_> {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// The nodes of `mlhealth_NODE` reservations still there: retests of a run that was
+    /// killed before it ended them.
+    fn leftover_retests(&self) -> Result<Vec<String>, String> {
+        let out = self.scontrol.run(&["-o", "show", "reservation"])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| field(l, "ReservationName="))
+            .filter_map(|r| r.strip_prefix(RESV_PREFIX))
+            .map(str::to_string)
+            .collect())
     }
 
     fn close_retest(&self, node: &str) -> Option<String> {
@@ -388,13 +406,18 @@ pub fn run(cfg: &Config, opts: &Opts) -> Result<ActiveReport, String> {
     };
     let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());
     let changes_allowed = report_only.is_none() && !opts.dry_run;
-    let all = ctx.scontrol.show_all()?;
+    let mut all = ctx.scontrol.show_all()?;
     let mut fleet = Fleet::count(&all);
     let dir = run_dir(&active.results_dir)?;
+    let mut errors = Vec::new();
+    let leftovers = ctx.leftover_retests().unwrap_or_else(|e| {
+        errors.push(format!("cannot list the reservations: {e}"));
+        Vec::new()
+    });
     let mut nodes: Vec<NodeRun> = Vec::new();
     let mut jobs: Vec<Submitted> = Vec::new();
     for name in ctx.targets()? {
-        let Some(info) = all.iter().find(|n| n.name == name) else {
+        let Some(at) = all.iter().position(|n| n.name == name) else {
             nodes.push(skipped(
                 &name,
                 "",
@@ -403,9 +426,20 @@ pub fn run(cfg: &Config, opts: &Opts) -> Result<ActiveReport, String> {
             ));
             continue;
         };
-        let p = plan(info, changes_allowed);
-        let mut nr = skipped(&name, &info.state, info.reason.clone(), String::new());
+        let mut nr = skipped(&name, &all[at].state, all[at].reason.clone(), String::new());
         nr.skipped = None;
+        if leftovers.contains(&name) {
+            if let Err(why) = recover(&ctx, &mut all[at], &mut nr, changes_allowed) {
+                nr.skipped = Some(why);
+                nodes.push(nr);
+                continue;
+            }
+            if nr.recovered.is_some() {
+                fleet = fleet.after(false, true);
+            }
+        }
+        let info = &all[at];
+        let p = plan(info, changes_allowed);
         match p {
             Plan::Skip(why) => {
                 nr.skipped = Some(why);
@@ -454,7 +488,6 @@ pub fn run(cfg: &Config, opts: &Opts) -> Result<ActiveReport, String> {
             })
             .collect();
     }
-    let mut errors = Vec::new();
     for nr in nodes.iter_mut() {
         if nr.job.is_none() && !nr.retest {
             continue;
@@ -478,8 +511,53 @@ pub fn run(cfg: &Config, opts: &Opts) -> Result<ActiveReport, String> {
     })
 }
 
+/// A node with a reservation `mlhealth_NODE` left by a killed run. Not drained: the run
+/// was killed after it resumed the node for its retest, so it is drained again with an
+/// item per suite (`mlhealth: dcgm-diag retest interrupted`, which the retest that
+/// follows lifts or replaces); drained: the reservation goes (a retest makes its own).
+/// `Err`: why it is left as it is (in its reservation, which keeps jobs off it).
+fn recover(
+    ctx: &Ctx,
+    info: &mut NodeInfo,
+    nr: &mut NodeRun,
+    changes_allowed: bool,
+) -> Result<(), String> {
+    let resv = resv_name(&info.name);
+    if !changes_allowed {
+        return Err(format!(
+            "reservation {resv} was left by an interrupted retest: kept (nothing may change in Slurm now; it keeps jobs off the node)"
+        ));
+    }
+    if !info.drained() && !info.failed() {
+        let items: Vec<String> = ctx
+            .active
+            .suites
+            .iter()
+            .map(|s| format!("{} retest interrupted", s.suite.name()))
+            .collect();
+        let reason = crate::reason::format(items.iter().map(String::as_str))
+            .unwrap_or_else(|| crate::reason::PREFIX.to_string());
+        ctx.scontrol
+            .apply(&info.name, &Action::Drain(reason.clone()))
+            .map_err(|e| {
+                format!("reservation {resv} was left by an interrupted retest and the node could not be drained again ({e}): reservation kept")
+            })?;
+        info.state = format!("{}+DRAIN", info.state);
+        info.reason = Some(reason.clone());
+        nr.recovered = Some(format!(
+            "a retest was interrupted (reservation {resv} left, the node not drained): drained again: {reason}"
+        ));
+        nr.node_reason = Some(reason);
+    }
+    if let Some(e) = ctx.close_retest(&info.name) {
+        nr.errors.push(e);
+    }
+    Ok(())
+}
+
 fn skipped(name: &str, state: &str, reason: Option<String>, why: String) -> NodeRun {
     NodeRun {
+        recovered: None,
         node: name.into(),
         state: state.into(),
         node_reason: reason,
@@ -580,17 +658,18 @@ impl NodeRun {
             return vec![format!("ml-healthcheck: {n}: active: skipped: {why}")];
         }
         let mut lines: Vec<String> = self
-            .suites
+            .recovered
             .iter()
-            .map(|s| {
-                format!(
-                    "ml-healthcheck: {n}: active {}: {}: {}",
-                    s.suite.name(),
-                    s.outcome.name().to_ascii_uppercase(),
-                    s.evidence
-                )
-            })
+            .map(|r| format!("ml-healthcheck: {n}: active: {r}"))
             .collect();
+        lines.extend(self.suites.iter().map(|s| {
+            format!(
+                "ml-healthcheck: {n}: active {}: {}: {}",
+                s.suite.name(),
+                s.outcome.name().to_ascii_uppercase(),
+                s.evidence
+            )
+        }));
         for e in &self.errors {
             lines.push(format!("ml-healthcheck: {n}: active: error: {e}"));
         }
@@ -634,6 +713,16 @@ impl NodeRun {
 impl ActiveReport {
     pub fn human(&self) -> Vec<String> {
         let mut lines: Vec<String> = self.nodes.iter().flat_map(NodeRun::human).collect();
+        // The run's own errors (a node's are on its lines).
+        for e in &self.errors {
+            if !self
+                .nodes
+                .iter()
+                .any(|n| e.starts_with(&format!("{}: ", n.node)))
+            {
+                lines.push(format!("ml-healthcheck: active: error: {e}"));
+            }
+        }
         if self.breaker_open {
             if let Some(b) = &self.breaker {
                 lines.push(format!(
