@@ -459,6 +459,20 @@ fn fail_after_drains_only_on_the_nth_failing_run_in_a_row() {
         warn
     );
     assert_eq!(sinfo(&c, "n3"), ("idle".into(), "none".into()));
+    // Prologs (the jobs of a busy node) judge against the health checks' count and do
+    // not move it: many short jobs must not reach N within seconds.
+    for _ in 0..3 {
+        let out = check(&c, "n3", &down, &["--config", conf, "--mode", "prolog"]);
+        assert!(out.status.success(), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains(
+                "NVLink 4 is inactive (1 failing health checks in a row of the 2 it takes to drain: fail_after)"
+            ),
+            "{}",
+            stdout(&out)
+        );
+    }
+    assert_eq!(sinfo(&c, "n3"), ("idle".into(), "none".into()));
     // A passing run starts the count again: the next failing run is the first again.
     ok(check(&c, "n3", &good, &["--config", conf]));
     assert_eq!(

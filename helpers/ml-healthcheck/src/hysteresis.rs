@@ -26,31 +26,47 @@ fn key(check: Check, gpu: Option<u32>) -> String {
     }
 }
 
-/// Counts this run into `streaks` and turns the drains of checks still under their
-/// `fail_after` into warnings. `ours`: the checks and GPUs our drain on the node names.
+/// Counts this run into `streaks` (`counts`: the run is the periodic health check) and
+/// turns the drains of checks still under their `fail_after` into warnings. `ours`: the
+/// checks and GPUs our drain on the node names.
+///
+/// Only the health check counts, as only it moves the error counters' baseline: the
+/// prologs and epilogs of many short jobs would reach N within seconds of a passing
+/// spike (and pass the count back to 0 between two failing health checks). They judge
+/// against the count the health checks made.
 pub fn apply(
     findings: &mut [Finding],
     judged: &Judged,
     fail_after: &BTreeMap<Check, u32>,
     streaks: &mut Streaks,
     ours: &BTreeSet<(Check, Option<u32>)>,
+    counts: bool,
 ) {
+    let mut scratch;
+    let streaks = if counts {
+        streaks
+    } else {
+        scratch = streaks.clone();
+        &mut scratch
+    };
     // Each (check, GPU) counts once per run, however many findings it has.
     let failing: BTreeSet<(Check, Option<u32>)> = findings
         .iter()
         .filter(|f| f.severity == Severity::Drain && fail_after.contains_key(&f.check))
         .map(|f| (f.check, f.gpu))
         .collect();
-    for &(check, gpu) in &failing {
-        *streaks.entry(key(check, gpu)).or_insert(0) += 1;
+    if counts {
+        for &(check, gpu) in &failing {
+            *streaks.entry(key(check, gpu)).or_insert(0) += 1;
+        }
+        // Passing runs start again; checks not made keep their count.
+        streaks.retain(|k, _| {
+            let Some((check, gpu)) = parse_key(k) else {
+                return false;
+            };
+            failing.contains(&(check, gpu)) || !judged.covers(check, gpu)
+        });
     }
-    // Passing runs start again; checks not made keep their count.
-    streaks.retain(|k, _| {
-        let Some((check, gpu)) = parse_key(k) else {
-            return false;
-        };
-        failing.contains(&(check, gpu)) || !judged.covers(check, gpu)
-    });
     for f in findings.iter_mut() {
         let Some(&n) = fail_after.get(&f.check) else {
             continue;
@@ -58,10 +74,17 @@ pub fn apply(
         let count = streaks.get(&key(f.check, f.gpu)).copied().unwrap_or(0);
         if f.severity == Severity::Drain && count < n && !ours.contains(&(f.check, f.gpu)) {
             f.severity = Severity::Warn;
-            f.detail = format!(
-                "{} (failing run {count} of the {n} it takes to drain: fail_after)",
-                f.detail
-            );
+            f.detail = if counts {
+                format!(
+                    "{} (failing run {count} of the {n} it takes to drain: fail_after)",
+                    f.detail
+                )
+            } else {
+                format!(
+                    "{} ({count} failing health checks in a row of the {n} it takes to drain: fail_after)",
+                    f.detail
+                )
+            };
         }
     }
 }
@@ -111,7 +134,7 @@ mod tests {
         let mut streaks = Streaks::new();
         let step = |down: bool, streaks: &mut Streaks| {
             let (mut f, j) = run(down);
-            apply(&mut f, &j, &after3, streaks, &none);
+            apply(&mut f, &j, &after3, streaks, &none, true);
             f
         };
         // Runs 1 and 2 fail: warnings, counted.
@@ -135,6 +158,36 @@ mod tests {
         assert_eq!(streaks.get("nvlink/gpu7"), Some(&3));
     }
 
+    /// Prologs and epilogs judge against the health checks' count and do not move it:
+    /// three short jobs in a row must not drain for a check with fail_after 3.
+    #[test]
+    fn only_the_health_check_counts() {
+        let after3 = BTreeMap::from([(Check::Nvlink, 3)]);
+        let none = BTreeSet::new();
+        let mut streaks = Streaks::from([("nvlink/gpu7".to_string(), 1)]);
+        for _ in 0..5 {
+            let (mut f, j) = run(true);
+            apply(&mut f, &j, &after3, &mut streaks, &none, false);
+            assert_eq!(severities(&f), [Severity::Warn]);
+            assert!(
+                f[0].detail.ends_with(
+                    "(1 failing health checks in a row of the 3 it takes to drain: fail_after)"
+                ),
+                "{}",
+                f[0].detail
+            );
+        }
+        // A passing prolog does not start the count again either.
+        let (mut f, j) = run(false);
+        apply(&mut f, &j, &after3, &mut streaks, &none, false);
+        assert_eq!(streaks.get("nvlink/gpu7"), Some(&1));
+        // At N (the health checks' count), a prolog's finding drains.
+        let mut streaks = Streaks::from([("nvlink/gpu7".to_string(), 3)]);
+        let (mut f, j) = run(true);
+        apply(&mut f, &j, &after3, &mut streaks, &none, false);
+        assert_eq!(severities(&f), [Severity::Drain]);
+    }
+
     #[test]
     fn a_run_that_did_not_make_the_check_keeps_the_count() {
         let after2 = BTreeMap::from([(Check::Nvlink, 2)]);
@@ -146,10 +199,11 @@ mod tests {
             &after2,
             &mut streaks,
             &BTreeSet::new(),
+            true,
         );
         assert_eq!(streaks.get("nvlink/gpu7"), Some(&1));
         let (mut f, j) = run(true);
-        apply(&mut f, &j, &after2, &mut streaks, &BTreeSet::new());
+        apply(&mut f, &j, &after2, &mut streaks, &BTreeSet::new(), true);
         assert_eq!(severities(&f), [Severity::Drain]);
     }
 
@@ -159,12 +213,19 @@ mod tests {
         let ours = BTreeSet::from([(Check::Nvlink, Some(7))]);
         let mut streaks = Streaks::new();
         let (mut f, j) = run(true);
-        apply(&mut f, &j, &after3, &mut streaks, &ours);
+        apply(&mut f, &j, &after3, &mut streaks, &ours, true);
         assert_eq!(severities(&f), [Severity::Drain]);
         // Checks without fail_after are untouched; a key that no longer reads is dropped.
         let mut streaks = Streaks::from([("no-such-check".to_string(), 4)]);
         let (mut f, j) = run(true);
-        apply(&mut f, &j, &BTreeMap::new(), &mut streaks, &BTreeSet::new());
+        apply(
+            &mut f,
+            &j,
+            &BTreeMap::new(),
+            &mut streaks,
+            &BTreeSet::new(),
+            true,
+        );
         assert_eq!(severities(&f), [Severity::Drain]);
         assert!(streaks.is_empty());
     }

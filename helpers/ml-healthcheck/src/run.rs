@@ -323,6 +323,7 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
         &cfg.fail_after,
         &mut st.streaks,
         &ours,
+        job.mode == Mode::HealthCheck,
     );
     let mut fleet = None;
     let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());

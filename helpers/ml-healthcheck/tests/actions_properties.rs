@@ -96,7 +96,7 @@ proptest! {
                 1 => run(&[(7, 4)]),
                 _ => (Vec::new(), Judged::default()),
             };
-            hysteresis::apply(&mut findings, &judged, &fail_after, &mut streaks, &BTreeSet::new());
+            hysteresis::apply(&mut findings, &judged, &fail_after, &mut streaks, &BTreeSet::new(), true);
             match r {
                 0 => failing = 0,
                 1 => failing += 1,
