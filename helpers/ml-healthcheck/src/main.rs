@@ -41,7 +41,7 @@ action wins over the XID table), and the drain reason tags it ('mlhealth: gpu2 x
 hyperpod fails the node with Reason=Action:Reboot or Action:Replace instead. A check that
 could not run (the GPU source past deadline_ms / job_deadline_ms, an unreadable kernel
 log) is UNKNOWN: reported, never draining, never lifting a drain. fail_after drains a
-check only on its Nth failing run in a row.
+check only on its Nth failing health check in a row (prologs and epilogs do not count).
 
 The mode comes from SLURM_SCRIPT_CONTEXT (prolog_slurmd, epilog_slurmd), else
 health-check; the node from SLURMD_NODENAME. Settings: --config FILE, else
@@ -65,7 +65,10 @@ One job per idle node (sbatch -w NODE --exclusive), each suite under its timeout
 failed test drains ('mlhealth: gpu2 dcgm-diag pcie [replace]', 'mlhealth: nccl busbw
 180<350 [reboot]'); slow = warn only warns; a crash or a hang is UNKNOWN and changes
 nothing. A node drained by an active check is retested inside a reservation of its own
-(mlhealth_NODE) and resumed when its suites pass. The killswitch, report mode and the
+(mlhealth_NODE) and resumed when its suites pass; a run killed meanwhile leaves the
+reservation, and the next run drains the node again and retests it. results_dir and the
+directories above it must be writable only by root or the user running it (or sticky).
+The killswitch, report mode and the
 circuit breaker hold its drains as they hold the health check's; --dry-run changes nothing
 in Slurm (the suites still run).";
 
