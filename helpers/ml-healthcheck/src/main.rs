@@ -68,9 +68,8 @@ nothing. A node drained by an active check is retested inside a reservation of i
 (mlhealth_NODE) and resumed when its suites pass; a run killed meanwhile leaves the
 reservation, and the next run drains the node again and retests it. results_dir and the
 directories above it must be writable only by root or the user running it (or sticky).
-The killswitch, report mode and the
-circuit breaker hold its drains as they hold the health check's; --dry-run changes nothing
-in Slurm (the suites still run).";
+The killswitch, report mode and the circuit breaker hold its drains as they hold the
+health check's; --dry-run changes nothing in Slurm (the suites still run).";
 
 #[derive(Default)]
 struct Args {
