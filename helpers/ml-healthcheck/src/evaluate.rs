@@ -263,6 +263,10 @@ pub struct Judged {
     /// Checks of the other sources ([`crate::sources`]) the run could not make (sysfs
     /// unreadable): no run that missed one is complete.
     missed: BTreeSet<Check>,
+    /// Checks made on a GPU whose value NVML did not give this run (`null`: the query
+    /// failed, or the GPU does not support it): they lift no item of a reason. Not
+    /// counted against [`Judged::complete`], as a GPU without the feature never reads it.
+    unread: BTreeSet<(Check, u32)>,
 }
 
 impl Judged {
@@ -277,7 +281,10 @@ impl Judged {
 
     /// Whether the run made `check` for the whole node or on `gpu`.
     pub fn covers(&self, check: Check, gpu: Option<u32>) -> bool {
-        self.node.contains(&check) || gpu.is_some_and(|g| self.gpus.contains(&(check, g)))
+        self.node.contains(&check)
+            || gpu.is_some_and(|g| {
+                self.gpus.contains(&(check, g)) && !self.unread.contains(&(check, g))
+            })
     }
 
     /// Whether the run made every check that can drain: what a drain reason that cannot
@@ -334,6 +341,15 @@ impl<'a> Out<'a> {
             Some(g) => self.judged.gpus.insert((check, g.minor.unwrap_or(g.index))),
             None => self.judged.node.insert(check),
         };
+    }
+
+    /// The check was made on this GPU, but a value it stands on was not read.
+    fn unread(&mut self, check: Check) {
+        if let Some(g) = self.gpu {
+            self.judged
+                .unread
+                .insert((check, g.minor.unwrap_or(g.index)));
+        }
     }
 
     fn add(
@@ -553,6 +569,16 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
     }
     for c in [Ecc, RetiredPages, RemappedRows, Nvlink, Recovery] {
         out.judge(c);
+    }
+    // A value NVML did not give proves nothing: its items stay.
+    if g.ecc_volatile_uncorrected.is_none() {
+        out.unread(Ecc);
+    }
+    if g.remapped_rows_failure.is_none() || g.remapped_rows_pending.is_none() {
+        out.unread(RemappedRows);
+    }
+    if g.retired_pages_dbe.is_none() || g.retired_pages_pending.is_none() {
+        out.unread(RetiredPages);
     }
     if let Some(v) = g.gpu_recovery_action {
         if let Some(a) = xid::recovery_action(v) {

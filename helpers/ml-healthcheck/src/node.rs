@@ -341,6 +341,35 @@ mod tests {
         evaluate::judge(&snap, &[], &Config::default(), ctx)
     }
 
+    /// A value NVML could not read this run (the query failed: `null` in the snapshot)
+    /// proves nothing: an item of our reason about it stays, the others are lifted.
+    #[test]
+    fn a_value_that_could_not_be_read_does_not_lift_its_item() {
+        let failed = node(
+            "IDLE+DRAIN",
+            Some("mlhealth: gpu3 row remap failed [replace], gpu1 ecc uncorrectable=2 [reset-gpu]"),
+        );
+        for key in ["remapped_rows_failure", "remapped_rows_pending"] {
+            let unread = run(&without_jobs(), |v| {
+                v["gpus"][3][key] = serde_json::Value::Null
+            });
+            assert_eq!(
+                decide(&failed, &unread, true),
+                Action::UpdateReason("mlhealth: gpu3 row remap failed [replace]".into()),
+                "{key}"
+            );
+        }
+        let unread = run(&without_jobs(), |v| {
+            v["gpus"][1]["ecc_volatile_uncorrected"] = serde_json::Value::Null
+        });
+        assert_eq!(
+            decide(&failed, &unread, true),
+            Action::UpdateReason("mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]".into())
+        );
+        // Read, and clean: lifted.
+        assert_eq!(decide(&failed, &healthy(), true), Action::Resume);
+    }
+
     /// A health check on a node that runs jobs: every check but busy GPUs.
     fn with_jobs() -> Context {
         Context {
