@@ -185,6 +185,16 @@ impl Config {
                 check.name()
             ));
         }
+        if let Some(check) = c
+            .fail_after
+            .keys()
+            .find(|k| matches!(k, Check::DcgmDiag | Check::Nccl))
+        {
+            return Err(format!(
+                "{origin}: fail_after.{}: the active checks count no runs (each run of `ml-healthcheck active` judges its suites afresh): remove it",
+                check.name()
+            ));
+        }
         if c.deadline_ms == 0 || c.job_deadline_ms == 0 {
             return Err(format!(
                 "{origin}: deadline_ms and job_deadline_ms must be at least 1"
@@ -290,6 +300,15 @@ mod tests {
         assert!(e.contains("unknown variant `nvlinks`"), "{e}");
         let e = Config::parse("{\"fail_after\": {\"ecc\": 0}}", "c").unwrap_err();
         assert!(e.contains("fail_after.ecc must be at least 1"), "{e}");
+        // `active` counts no runs: a key for its checks would be read and do nothing.
+        for check in ["dcgm-diag", "nccl"] {
+            let e =
+                Config::parse(&format!("{{\"fail_after\": {{\"{check}\": 2}}}}"), "c").unwrap_err();
+            assert_eq!(
+                e,
+                format!("c: fail_after.{check}: the active checks count no runs (each run of `ml-healthcheck active` judges its suites afresh): remove it")
+            );
+        }
         let e = Config::parse("{\"deadline_ms\": 0}", "c").unwrap_err();
         assert!(
             e.contains("deadline_ms and job_deadline_ms must be at least 1"),
