@@ -16,7 +16,7 @@
 # On another release (test-release.sh clears the environment, so knobs go through env):
 #   flock /tmp/release-24.11.lock ./scripts/test-release.sh 24.11 -- \
 #     env BENCH_JOBS=2000 ./scripts/bench-mlacct.sh
-# Making the jobs is most of the run: on 2 cores about 135 s per 1000 (slurmctld starts
+# Making the jobs is most of the run: on 2 cores 100-135 s per 1000 (10,000 in 1000 s; slurmctld starts
 # and ends each one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,6 +96,15 @@ run_sacct() {
 }
 run_mlacct() { "$mlacct" --csv --since "$since" --until "$until"; }
 
+# Records may still change for a moment after they are all listed (a first 10,000-job run
+# found the two job counts apart by a few dozen): wait until two readings 5 s apart agree.
+last=""
+while :; do
+  now_rows=$(run_sacct)
+  [ "$now_rows" = "$last" ] && break
+  last=$now_rows
+  sleep 5
+done
 # Both must say the same before their times mean anything.
 ours=$(run_mlacct | awk -F, 'NR > 1 { printf "%s,%s,%s,%d,%d,%d,%d,%s\n", $1, $2, $3, $4, $10, $11, $12, $8 }' | sort)
 theirs=$(run_sacct)
