@@ -1249,3 +1249,66 @@ fn a_down_infiniband_port_drains_the_node_and_a_clean_tree_resumes_it() {
     );
     assert_eq!(sinfo(&c, "n2").0, "idle");
 }
+
+/// slurmd runs HealthCheckProgram on every node at once (unless HealthCheckNodeState=
+/// CYCLE), and a bad driver push fails them all: the runs start together, each counting
+/// the drains before its own. With room for one drained node, one of three nodes failing
+/// at the same moment stays drained; the others count again after their drain, lift it
+/// and say the breaker held it.
+#[test]
+fn runs_that_start_together_drain_no_more_nodes_than_the_breaker_allows() {
+    let c = start(Options::default());
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let conf = config_at(&c, "breaker.json", "\"breaker_max_nodes\": 1");
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.json");
+    write(
+        &bad,
+        &snapshot(|v| v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)),
+    );
+    let b = bin();
+    let children: Vec<_> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| {
+            c.command(b.to_str().unwrap())
+                .args([
+                    "--node",
+                    n,
+                    "--snapshot",
+                    bad.to_str().unwrap(),
+                    "--config",
+                    conf.to_str().unwrap(),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<String> = children
+        .into_iter()
+        .map(|ch| stdout(&ch.wait_with_output().unwrap()))
+        .collect();
+    println!("{}", outs.join(""));
+    let drained: Vec<&str> = ["n1", "n2", "n3"]
+        .into_iter()
+        .filter(|n| sinfo(&c, n).0 == "drained")
+        .collect();
+    assert!(
+        drained.len() <= 1,
+        "drained: {drained:?}\n{}",
+        outs.join("")
+    );
+    for (n, out) in ["n1", "n2", "n3"].iter().zip(&outs) {
+        if !drained.contains(n) {
+            assert!(
+                out.contains(&format!("ml-healthcheck: {n}: CIRCUIT BREAKER OPEN: "))
+                    && out.contains(&format!(
+                        "{n} is not drained for mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]"
+                    )),
+                "{n}: {out}"
+            );
+            assert_eq!(sinfo(&c, n), ("idle".into(), "none".into()), "{n}");
+        }
+    }
+}

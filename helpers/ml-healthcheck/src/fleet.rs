@@ -121,6 +121,44 @@ pub fn breaker_open(fleet: &Fleet, cfg: &Config) -> bool {
     fleet.ours >= limit(fleet.nodes, cfg.breaker_max_nodes, cfg.breaker_max_percent)
 }
 
+/// When slurmctld recorded a node's reason: the `TIME` of `Reason=TEXT [USER@TIME]` in a
+/// `scontrol show node -o` line (ISO 8601, so the text sorts as the time does).
+pub fn reason_time(line: &str) -> Option<&str> {
+    let rest = &line[line.find(" Reason=")? + " Reason=".len()..];
+    let mut from = 0;
+    while let Some(j) = rest[from..].find(" [") {
+        let at = from + j + 2;
+        if let Some(close) = rest[at..].find(']') {
+            let inner = &rest[at..at + close];
+            if let Some((_, time)) = inner.split_once('@').filter(|_| !inner.contains(' ')) {
+                return Some(time);
+            }
+        }
+        from = at;
+    }
+    None
+}
+
+/// After its new drain, whether `me` keeps it: the breaker was asked before the drain,
+/// but the runs of many nodes start together (slurmd runs HealthCheckProgram on every
+/// node at once unless HealthCheckNodeState=CYCLE; a bad driver push fails them all),
+/// each counting the drains before its own. So each counts again once drained: it
+/// yields when `limit` other nodes carry our drain from no later than its own (the time
+/// slurmctld recorded each reason). The last of more than `limit` such drains always
+/// sees the others, so no more than `limit` stay; nodes drained in the same second may
+/// all yield, which holds too many rather than too few. `drains`: the nodes carrying our
+/// drain or HyperPod's fail, with their reason's time.
+pub fn keeps_drain(me: &str, drains: &[(String, Option<String>)], limit: usize) -> bool {
+    let Some(mine) = drains.iter().find(|(n, _)| n == me).map(|(_, t)| t) else {
+        return true;
+    };
+    let earlier = drains
+        .iter()
+        .filter(|(n, t)| n != me && (t.is_none() || mine.is_none() || t <= mine))
+        .count();
+    earlier < limit
+}
+
 /// The action to do and the one held instead: report-only holds every change, the
 /// breaker holds a new drain (the node is not drained by us yet, so it would add one).
 pub fn gate(
@@ -176,6 +214,51 @@ mod tests {
             breaker_max_percent: max_percent,
             ..Config::default()
         }
+    }
+
+    #[test]
+    fn reason_times() {
+        assert_eq!(
+            reason_time("NodeName=n1 State=IDLE+DRAIN Reason=mlhealth: gpu2 xid79 [reboot] [root@2026-12-02T01:59:50] Comment=(null)"),
+            Some("2026-12-02T01:59:50")
+        );
+        assert_eq!(reason_time("NodeName=n1 State=IDLE Reason=x"), None);
+        assert_eq!(reason_time("NodeName=n1 State=IDLE"), None);
+    }
+
+    /// Three nodes drained at once with room for one: whatever order their counts ran
+    /// in, at most one keeps its drain.
+    #[test]
+    fn of_drains_made_together_no_more_than_the_limit_stay() {
+        let t = |s: &str| Some(format!("2026-12-02T02:00:{s}"));
+        let d = |v: &[(&str, Option<String>)]| -> Vec<(String, Option<String>)> {
+            v.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
+        };
+        // Each run's count after its own drain: n2 counted first (alone), n1 saw n2,
+        // n3 saw both.
+        assert!(keeps_drain("n2", &d(&[("n2", t("00"))]), 1));
+        assert!(!keeps_drain(
+            "n1",
+            &d(&[("n1", t("00")), ("n2", t("00"))]),
+            1
+        ));
+        assert!(!keeps_drain(
+            "n3",
+            &d(&[("n1", t("00")), ("n2", t("00")), ("n3", t("01"))]),
+            1
+        ));
+        // A drain from a later second does not count against an earlier one.
+        assert!(keeps_drain(
+            "n1",
+            &d(&[("n1", t("00")), ("n2", t("05"))]),
+            1
+        ));
+        // Room for two: the third yields.
+        let all = d(&[("n1", t("00")), ("n2", t("01")), ("n3", t("02"))]);
+        assert!(keeps_drain("n2", &all, 2));
+        assert!(!keeps_drain("n3", &all, 2));
+        // Not in the list (the count raced with someone's resume): kept.
+        assert!(keeps_drain("n9", &all, 1));
     }
 
     fn drain() -> Action {

@@ -262,6 +262,17 @@ impl Scontrol {
             .collect()
     }
 
+    /// Every node, with the time slurmctld recorded its reason ([`crate::fleet::reason_time`]).
+    pub fn show_all_timed(&self) -> Result<Vec<(NodeInfo, Option<String>)>, String> {
+        let out = self.run(&["--all", "show", "node", "-o"])?;
+        out.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                parse_show_node(l).map(|n| (n, crate::fleet::reason_time(l).map(str::to_string)))
+            })
+            .collect()
+    }
+
     pub fn apply(&self, node: &str, action: &Action) -> Result<(), String> {
         let name = format!("NodeName={node}");
         match action {

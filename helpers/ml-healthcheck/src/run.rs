@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::deadline::{self, Gathered};
 use crate::evaluate::{self, Check, Context, Finding, Mode};
-use crate::fleet::{self, Fleet};
+use crate::fleet::{self, Fleet, Held, Hold};
 use crate::gather::GpuSource;
 use crate::hysteresis;
 use crate::kevents::Event;
@@ -328,7 +328,7 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
     let mut fleet = None;
     let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());
     let is_report_only = report_only.is_some();
-    let (action, held, node_reason, drained_by_us) = match info {
+    let (mut action, mut held, node_reason, mut drained_by_us) = match info {
         Some(info) => {
             let mut decided = node::decide(&info, &judgement, job.mode == Mode::HealthCheck);
             // The fleet is counted only for a change, which almost no run makes: the
@@ -359,22 +359,60 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
             evaluate::drain_reason(&judgement.findings).is_some(),
         ),
     };
-    let breaker_open = fleet.map(|f| fleet::breaker_open(&f, cfg));
-    let breaker = fleet.map(|f| report::BreakerCount {
-        drained: f.ours,
-        nodes: f.nodes,
-        limit: fleet::limit(f.nodes, cfg.breaker_max_nodes, cfg.breaker_max_percent),
-    });
     // The platform's repair for a new drain (reboot, HyperPod); gated with the drain.
-    let step = repair::step(&cfg.actions, &action, repair::needed(&judgement.findings));
+    let mut step = repair::step(&cfg.actions, &action, repair::needed(&judgement.findings));
     if !job.dry_run {
         let done = match &step {
             Some(s) if !s.after_drain() => scontrol.step(&s.args(&job.node)),
-            Some(s) => scontrol
-                .apply(&job.node, &action)
-                .and_then(|()| scontrol.step(&s.args(&job.node))),
-            None => scontrol.apply(&job.node, &action),
+            _ => scontrol.apply(&job.node, &action),
         };
+        // A new drain counts the cluster again: runs that started together each counted
+        // the drains before their own.
+        let drained_now = done.is_ok()
+            && matches!(action, Action::Drain(_))
+            && step.as_ref().is_none_or(|s| s.after_drain());
+        if drained_now {
+            match scontrol.show_all_timed() {
+                Ok(all) => {
+                    let mut now = Fleet::count(all.iter().map(|(n, _)| n));
+                    let limit =
+                        fleet::limit(now.nodes, cfg.breaker_max_nodes, cfg.breaker_max_percent);
+                    let drains: Vec<(String, Option<String>)> = all
+                        .iter()
+                        .filter(|(n, _)| {
+                            ((n.drained() || n.failed()) && n.ours()) || repair::hyperpod_owns(n)
+                        })
+                        .map(|(n, t)| (n.name.clone(), t.clone()))
+                        .collect();
+                    if !fleet::keeps_drain(&job.node, &drains, limit) {
+                        match scontrol.apply(&job.node, &Action::Resume) {
+                            Ok(()) => {
+                                held = Some(Held {
+                                    action: std::mem::replace(&mut action, Action::Nothing),
+                                    hold: Hold::Breaker {
+                                        ours: now.ours.saturating_sub(1),
+                                        nodes: now.nodes,
+                                        limit,
+                                    },
+                                });
+                                step = None;
+                                drained_by_us = false;
+                                now = now.after(true, false);
+                            }
+                            Err(e) => errors.push(format!(
+                                "the circuit breaker's second count asked to lift this run's drain, which failed: {e}"
+                            )),
+                        }
+                    }
+                    fleet = Some(now);
+                }
+                Err(e) => errors.push(format!("cannot count the cluster's drains again: {e}")),
+            }
+        }
+        let done = done.and_then(|()| match &step {
+            Some(s) if s.after_drain() => scontrol.step(&s.args(&job.node)),
+            _ => Ok(()),
+        });
         if let Err(e) = done {
             errors.push(e);
         }
@@ -382,6 +420,12 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
             errors.push(format!("cannot keep the state: {e}"));
         }
     }
+    let breaker_open = fleet.map(|f| fleet::breaker_open(&f, cfg));
+    let breaker = fleet.map(|f| report::BreakerCount {
+        drained: f.ours,
+        nodes: f.nodes,
+        limit: fleet::limit(f.nodes, cfg.breaker_max_nodes, cfg.breaker_max_percent),
+    });
     let checks = report::statuses(&judgement.findings, &judgement.judged);
     let mut report = report(
         judgement.findings,
