@@ -68,6 +68,27 @@ dpkg-deb --fsys-tarfile "$work"/debs/slurm-ml-login_*.deb | tar -xO ".$plugindir
 ok "install.sh's spank_mlenv.so in $plugindir is the packaged build"
 DESTDIR=$work/stage ./scripts/install.sh --uninstall > /dev/null
 expect "install.sh --uninstall leaves no file" "" "$(find "$work/stage" -type f)"
+# An admin's own file in PluginDir and an example the admin edited stay; a file install.sh
+# did not put down is never overwritten (nor removed later): it stops before writing.
+DESTDIR=$work/stage ./scripts/install.sh --no-build > /dev/null
+echo admin > "$work/stage$plugindir/site_plugin.so"
+echo '{}' > "$work/stage/usr/share/doc/slurm-ml-controller/examples/mlpolicy.json"
+expect "install.sh --uninstall keeps an edited file and says so" \
+  "kept /usr/share/doc/slurm-ml-controller/examples/mlpolicy.json (changed since install: it is yours now)" \
+  "$(DESTDIR=$work/stage ./scripts/install.sh --uninstall | grep -v '^removed ')"
+expect "... and the admin's files are all that is left" \
+  "$work/stage$plugindir/site_plugin.so
+$work/stage/usr/share/doc/slurm-ml-controller/examples/mlpolicy.json" \
+  "$(find "$work/stage" -type f | LC_ALL=C sort)"
+rm -rf "$work/stage"
+mkdir -p "$work/stage/usr/sbin"
+echo admin > "$work/stage/usr/sbin/mlpolicy"
+expect "install.sh refuses to overwrite a file it did not put down, in one line, writing nothing" \
+  "error: $work/stage/usr/sbin/mlpolicy is already there and not from an earlier install.sh (no package owns it): remove it first
+exit 1
+$work/stage/usr/sbin/mlpolicy" \
+  "$(DESTDIR=$work/stage ./scripts/install.sh --no-build 2>&1; echo "exit $?"; find "$work/stage" -type f)"
+rm -rf "$work/stage"
 # Headers one micro release off the daemons: the plugins would not load.
 mkdir -p "$work/other/slurm"
 IFS=. read -r ma mi mc <<< "$release"
