@@ -429,3 +429,121 @@ fn without_accounting_no_account_is_guessed() {
         "{log}"
     );
 }
+
+/// `scontrol -o show job ID` lines' `Partition` and `Account`, one per component.
+fn components(c: &Cluster, job: &str) -> Vec<String> {
+    let out = ok(c.run("scontrol", ["-o", "show", "job", job]).unwrap());
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            let f = |k: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            format!("{}|{}|{}", f("Partition"), f("Account"), f("WCKey"))
+        })
+        .collect()
+}
+
+/// What a user tries to run in the cloud uncharged to the shadow account: other spellings
+/// of the account and partitions, wckeys, arrays, heterogeneous jobs, srun/salloc.
+#[test]
+fn no_submission_escapes_the_cloud_tags() {
+    let c = cluster();
+    let member = ensure_user("mltest-a").unwrap();
+    let outsider = ensure_user("mltest-e1").unwrap();
+    associations(&c, &member, &outsider);
+    let script = c.dir().join("het.sh");
+    std::fs::write(&script, "#!/bin/sh\ntrue\n").unwrap();
+    let script = script.to_str().unwrap().to_string();
+    let sb = |user: &User, args: &[&str]| -> Result<String, String> {
+        let mut all = vec!["--parsable", "-H", "-o", "/dev/null"];
+        all.extend_from_slice(args);
+        let out = c.run_as(user, "sbatch", &all).unwrap();
+        if out.status.success() {
+            Ok(stdout(&out)
+                .trim()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_string())
+        } else {
+            Err(stderr(&out))
+        }
+    };
+    let mut seen = vec![];
+    for args in [
+        vec!["-p", "cloud", "-A", "PROJ", "--wrap", "true"],
+        vec!["-p", "cloud", "-A", "Proj_Cloud", "--wrap", "true"],
+        vec!["-p", "cloud,cloud", "--wrap", "true"],
+        vec!["-p", "cloud,", "--wrap", "true"],
+        vec!["-p", ",cloud", "--wrap", "true"],
+        vec!["-p", "cloud", "--wckey=onprem", "--wrap", "true"],
+        vec!["-p", "cloud", "--array=0-2", "--wrap", "true"],
+        vec!["-p", "onprem", ":", "-p", "cloud", script.as_str()],
+        vec![
+            "-p",
+            "cloud",
+            "-A",
+            "proj",
+            ":",
+            "-p",
+            "cloud",
+            "-A",
+            "proj",
+            script.as_str(),
+        ],
+    ] {
+        let got = match sb(&member, &args) {
+            Ok(id) => components(&c, &id).join(" "),
+            Err(e) => e,
+        };
+        seen.push(format!("{args:?} -> {got}"));
+    }
+    let cloud = "cloud|proj_cloud|cloud";
+    let want = [
+        cloud.to_string(),
+        cloud.to_string(),
+        "cloud,cloud|proj_cloud|cloud".to_string(),
+        // Empty entries name nothing (slurmctld reads the list with strtok).
+        "cloud,|proj_cloud|cloud".to_string(),
+        ",cloud|proj_cloud|cloud".to_string(),
+        cloud.to_string(),
+        // A held array is one record until it runs.
+        cloud.to_string(),
+        format!("onprem|proj|onprem {cloud}"),
+        format!("{cloud} {cloud}"),
+    ];
+    let got: Vec<String> = seen
+        .iter()
+        .map(|s| s.split(" -> ").nth(1).unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(got, want, "{seen:#?}");
+    // The outsider's heterogeneous job with a cloud component is refused.
+    refused(
+        &c,
+        &outsider,
+        "sbatch",
+        &[
+            "-H",
+            "-o",
+            "/dev/null",
+            "-p",
+            "onprem",
+            ":",
+            "-p",
+            "cloud",
+            &script,
+        ],
+        "account other may not use the cloud domain",
+    );
+    refused(
+        &c,
+        &outsider,
+        "sbatch",
+        &["-H", "-p", "cloud", "-A", "OTHER_CLOUD", "--wrap", "true"],
+        "account other may not use the cloud domain",
+    );
+}

@@ -118,7 +118,8 @@ pub fn tag(
         parts: vec![],
         parent: None,
     };
-    for p in &sub.partitions {
+    // slurmctld reads the list with strtok: an empty entry (`-p cloud,`) names nothing.
+    for p in sub.partitions.iter().filter(|p| !p.is_empty()) {
         let d = acct.domain_of(p);
         match ctx.domains.iter().position(|x| *x == d) {
             Some(i) => ctx.parts[i] = format!("{},{p}", ctx.parts[i]),

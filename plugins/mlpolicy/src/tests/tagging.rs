@@ -182,6 +182,32 @@ fn a_list_across_domains_follows_span() {
     assert!(msg.contains("may not use the cloud domain"), "{msg}");
 }
 
+/// slurmctld splits `-p` with strtok: empty entries (`cloud,`, `,cloud`, `cloud,,x`) name
+/// no partition. Counted as onprem they made `-p cloud,` a list across domains: refused
+/// with "-p " as a choice, or, with `span: untagged`, run in the cloud untagged (charged
+/// to the parent account, outside the shadow budget).
+#[test]
+fn empty_entries_of_a_list_name_no_partition() {
+    let mut p = policy();
+    for parts in [
+        &["cloud", ""][..],
+        &["", "cloud"],
+        &["cloud", "", "cloud-big"],
+    ] {
+        let t = tag(&p, &sub(parts, Some("proj")), &no_default).unwrap();
+        assert_eq!(
+            t,
+            tags("cloud", Some("proj_cloud"), Some("proj")),
+            "{parts:?}"
+        );
+    }
+    p.accounting.as_mut().unwrap().span = Span::Untagged;
+    let t = tag(&p, &sub(&["cloud", ""], Some("proj")), &no_default).unwrap();
+    assert_eq!(t, tags("cloud", Some("proj_cloud"), Some("proj")));
+    let (_, rule, _) = refused(tag(&p, &sub(&["", ""], Some("proj")), &no_default));
+    assert_eq!(rule, "domain-unknown");
+}
+
 #[test]
 fn an_unknown_partition_is_refused_where_domains_exist() {
     let p = policy();
