@@ -595,3 +595,86 @@ fn unreachable_daemons(c: &Cluster, tool: &Path) {
     );
     assert_eq!(stdout(&out), "", "nothing half-printed");
 }
+
+/// A requeued job ran (and was charged by slurmctld) once per run; slurmdbd keeps one
+/// record per run, which sacct lists with -D. The report counts every run: here the first
+/// run, ended by `scontrol requeue` while the job pends again.
+#[test]
+fn a_requeued_job_counts_every_run() {
+    let c = cluster();
+    let tool = c
+        .install_tool(&cargo_artifact("mlacct").unwrap_or_else(|e| panic!("{e}")))
+        .unwrap();
+    let alice = ensure_user("mlacct-alice").unwrap();
+    let bob = ensure_user("mlacct-bob").unwrap();
+    accounts(&c, &alice, &bob);
+    let since = now_text();
+    std::thread::sleep(Duration::from_secs(1));
+    let job = submit(
+        &c,
+        &bob,
+        &[
+            "-p",
+            "cloud",
+            "-A",
+            "proj_cloud",
+            "-c",
+            "2",
+            "--requeue",
+            "--wrap",
+            "sleep 600",
+        ],
+    );
+    wait_running(&c, job);
+    std::thread::sleep(Duration::from_secs(3));
+    ok(c.run("scontrol", ["requeue", &job.to_string()]).unwrap());
+    // The first run's record, as sacct -D lists it once slurmdbd has its end.
+    let line = poll("sacct -D to list the requeued run", 60, || {
+        let out = ok(c
+            .run(
+                "sacct",
+                [
+                    "-X",
+                    "-D",
+                    "-P",
+                    "-n",
+                    "-j",
+                    &job.to_string(),
+                    "-o",
+                    "State,ElapsedRaw,AllocTRES",
+                ],
+            )
+            .unwrap());
+        let text = stdout(&out);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("REQUEUED|"))
+            .unwrap_or_default()
+            .to_string();
+        (!line.is_empty(), line)
+    });
+    let f: Vec<&str> = line.split('|').collect();
+    let secs: u64 = f[1].parse().unwrap();
+    assert!(secs > 0, "{line}");
+    std::thread::sleep(Duration::from_secs(1));
+    let until = now_text();
+    let out = stdout(&ok(mlacct(
+        &c,
+        &tool,
+        None,
+        &["--since", &since, "--until", &until, "--csv"],
+    )));
+    let sums = csv_sums(&out);
+    let key = (
+        "cloud".to_string(),
+        "proj_cloud".to_string(),
+        bob.name.clone(),
+    );
+    let got = sums.get(&key).copied().unwrap_or_default();
+    assert_eq!(
+        (got.jobs, got.cpu_secs, got.billing_secs),
+        (1, 2 * secs, alloc(f[2], "billing") * secs),
+        "mlacct --csv:\n{out}\nsacct -D: {line}"
+    );
+    let _ = c.run("scancel", [job.to_string()]);
+}
