@@ -532,3 +532,41 @@ fn slinky_values_follow_the_chart() {
     }
     assert_eq!(scripts, 2);
 }
+
+/// The on-prem setup copies plugstack.conf into /etc/slurm; every file its active mlenv line
+/// names there (`profiles=/etc/slurm/mlenv.json`) must be copied by the same role too: a
+/// `required` plugin whose profiles file is missing fails every srun, sbatch and job.
+#[test]
+fn onprem_setup_copies_what_its_plugstack_line_names() {
+    let plugstack = read(&root().join("conf-examples/plugstack.conf"));
+    let named: Vec<String> = plugstack
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|w| {
+            let (_, v) = w.split_once('=')?;
+            v.strip_prefix("/etc/slurm/").map(str::to_string)
+        })
+        .collect();
+    assert!(
+        !named.is_empty(),
+        "plugstack.conf's active line names no /etc/slurm file"
+    );
+    let setup = read(&recipes_dir().join("onprem/setup.sh"));
+    // The case arms: `  login)`, `  node)`, `  controller)` up to `;;`.
+    let mut checked = 0;
+    for arm in setup.split(";;") {
+        if !arm.contains("example slurm-ml-login plugstack.conf") {
+            continue;
+        }
+        checked += 1;
+        for n in &named {
+            assert!(
+                arm.lines().any(|l| l.trim_start().starts_with("example ")
+                    && l.split_whitespace().nth(2) == Some(n)),
+                "onprem/setup.sh copies plugstack.conf but not {n}, which its line names:{arm}"
+            );
+        }
+    }
+    assert!(checked >= 2, "login and node roles copy plugstack.conf");
+}

@@ -16,7 +16,9 @@
 #   plugstack.conf       the SPANK line of spank_mlenv.so
 #   gres.conf            GPUs as GRES
 #   mlpolicy.json        the partition and GPU rules (edit it for your partitions)
-#   ml-epilog.conf, ml-healthcheck.json, mlenv.json   the helpers' and mlenv's settings
+#   mlenv.json           mlenv's fabric profiles (plugstack.conf's line names it: without
+#                        it the required plugin fails every srun and job)
+#   ml-epilog.conf, ml-healthcheck.json   the helpers' settings
 # This script copies them to /etc/slurm only where no file of that name exists: an
 # admin's files are never overwritten. Merge slurm.conf.fragment into slurm.conf by hand.
 set -euo pipefail
@@ -42,11 +44,13 @@ case "$role" in
     # plugstack.conf is read by srun/sbatch/salloc here and by slurmstepd on the nodes:
     # the same file everywhere (configless clusters ship it from slurmctld).
     example slurm-ml-login plugstack.conf
+    example slurm-ml-login mlenv.json   # plugstack.conf's line names it (profiles=)
     ;;
   node)
     # slurm-ml-node depends on slurm-ml-login (the SPANK plugin runs in slurmstepd).
     apt-get install -y "$DEBS"/slurm-ml-login_*.deb "$DEBS"/slurm-ml-node_*.deb
     example slurm-ml-login plugstack.conf
+    example slurm-ml-login mlenv.json
     example slurm-ml-node ml-epilog.conf
     example slurm-ml-node ml-healthcheck.json   # set expect_gpus for this node type
     # Epilog=/etc/slurm/epilog.d/* (slurm.conf.fragment) runs every file there: one per
