@@ -294,6 +294,9 @@ impl Cluster {
         }
         let (dir, tempdir) = match &opts.dir {
             Some(d) => {
+                if d.symlink_metadata().is_ok() {
+                    root_only(d)?;
+                }
                 if d.join(layout::PIDS).exists() {
                     stop_dir(d)?;
                 }
@@ -307,6 +310,15 @@ impl Cluster {
                     }
                     io(&format!("clear {}", d.display()), fs::remove_dir_all(d))?;
                 }
+                // Made here, not found: a directory someone put in its place between the
+                // removal and now (in /tmp, anyone may) is refused, not used.
+                if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    io(
+                        &format!("mkdir {}", parent.display()),
+                        fs::create_dir_all(parent),
+                    )?;
+                }
+                io(&format!("mkdir {}", d.display()), fs::create_dir(d))?;
                 mkdir(d, 0o755)?;
                 (d.clone(), None)
             }
@@ -1082,6 +1094,24 @@ fn is_cluster_dir(d: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Refuses a cluster directory that is not a directory root owns and only root may write
+/// (a symlink, or another user's): this runs as root, reads pid files from it (and kills
+/// those processes), points squeue at its slurm.conf and clears it, so a directory another
+/// user made at the path (in /tmp, anyone can, before the first run) must not be used.
+fn root_only(d: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = io(&format!("stat {}", d.display()), d.symlink_metadata())?;
+    let run = d.join("run").symlink_metadata().ok();
+    let bad = |m: &fs::Metadata| !m.is_dir() || m.uid() != 0 || m.mode() & 0o022 != 0;
+    if bad(&m) || run.as_ref().is_some_and(bad) {
+        return err(format!(
+            "{} is not a directory that root owns and only root may write (a symlink, or made by another user?): left as it is; remove it or choose another --dir",
+            d.display()
+        ));
+    }
+    Ok(())
+}
+
 fn is_empty_dir(d: &Path) -> bool {
     fs::read_dir(d)
         .map(|mut e| e.next().is_none())
@@ -1164,6 +1194,10 @@ pub fn cloud_slurmds(dir: &Path) -> Vec<(String, u32)> {
 /// pids it recorded, checked to still be that cluster's), then kills any process still
 /// holding a file under `dir` (slurmstepd and job processes). Never touches anything else.
 pub fn stop_dir(dir: &Path) -> Result<()> {
+    if dir.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    root_only(dir)?;
     let pids_path = dir.join(layout::PIDS);
     let text = match fs::read_to_string(&pids_path) {
         Ok(t) => t,
@@ -1286,6 +1320,42 @@ mod tests {
             "{e}"
         );
         assert!(d.path().join("precious").exists());
+    }
+
+    #[test]
+    fn refuses_a_directory_another_user_made() {
+        use std::os::unix::fs::chown;
+        if effective_uid() != 0 {
+            return; // only root can make a directory another user's, and start needs root
+        }
+        let t = tempfile::tempdir().unwrap();
+        // As another user would leave it in /tmp: a cluster's slurm.conf header and a pid
+        // file naming a process of ours (root would kill it).
+        let d = t.path().join("demo");
+        fs::create_dir_all(d.join("run")).unwrap();
+        fs::write(d.join(layout::SLURM_CONF), format!("{CONF_HEADER} x\n")).unwrap();
+        fs::write(
+            d.join(layout::PIDS),
+            format!("{} slurmctld\n", std::process::id()),
+        )
+        .unwrap();
+        for p in [d.clone(), d.join("run")] {
+            chown(&p, Some(65534), Some(65534)).unwrap();
+        }
+        let e = stop_dir(&d).unwrap_err();
+        assert!(e.0.contains("is not a directory that root owns"), "{e}");
+        let e = Cluster::start(Options {
+            dir: Some(d.clone()),
+            ..Options::default()
+        })
+        .err()
+        .unwrap();
+        assert!(e.0.contains("is not a directory that root owns"), "{e}");
+        assert!(d.join(layout::PIDS).exists());
+        // A symlink to root's own directory is refused too.
+        let l = t.path().join("link");
+        std::os::unix::fs::symlink(t.path(), &l).unwrap();
+        assert!(stop_dir(&l).is_err());
     }
 
     #[test]
