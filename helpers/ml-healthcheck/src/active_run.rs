@@ -401,6 +401,7 @@ pub fn run(cfg: &Config, opts: &Opts) -> Result<ActiveReport, String> {
         scontrol: Scontrol {
             program: node::find_scontrol(cfg.scontrol.as_deref()),
             slurm_conf: opts.slurm_conf.clone(),
+            timeout: None,
         },
         opts,
     };

@@ -195,11 +195,70 @@ pub fn find_scontrol(configured: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("scontrol"))
 }
 
+enum Within {
+    Io(std::io::Error),
+    Late,
+}
+
+/// `c`'s output, or `Late` (and the child killed) past `limit`. Its output is read on
+/// threads of their own, so a long answer cannot fill a pipe and stall it.
+fn within(mut c: Command, limit: std::time::Duration) -> Result<std::process::Output, Within> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let end = std::time::Instant::now() + limit;
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(Within::Io)?;
+    let reader = |p: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        match child.try_wait().map_err(Within::Io)? {
+            Some(s) => break s,
+            None if std::time::Instant::now() >= end => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Within::Late);
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
 /// Runs `scontrol` for one node.
 pub struct Scontrol {
     pub program: PathBuf,
     /// `SLURM_CONF` for scontrol, when the run knows it.
     pub slurm_conf: Option<PathBuf>,
+    /// How long one call may take, and the config key that sets it (in a slurmd slot: a
+    /// slurmctld that does not answer must not hold the job); past it the call is killed.
+    pub timeout: Option<(std::time::Duration, &'static str)>,
 }
 
 impl Scontrol {
@@ -224,9 +283,37 @@ impl Scontrol {
         if let Some(conf) = &self.slurm_conf {
             c.env("SLURM_CONF", conf);
         }
-        let out = c
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        let out = match self.timeout {
+            None => c.output(),
+            Some((limit, key)) => {
+                return self.finish(
+                    program,
+                    args,
+                    within(c, limit).map_err(|e| match e {
+                        Within::Io(e) => format!("cannot run {}: {e}", program.display()),
+                        Within::Late => format!(
+                            "{} {} gave no answer within {} ms ({key}): killed",
+                            program
+                                .file_name()
+                                .map_or(program.as_os_str(), |n| n)
+                                .to_string_lossy(),
+                            args.join(" "),
+                            limit.as_millis()
+                        ),
+                    })?,
+                )
+            }
+        }
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        self.finish(program, args, out)
+    }
+
+    fn finish(
+        &self,
+        program: &Path,
+        args: &[&str],
+        out: std::process::Output,
+    ) -> Result<String, String> {
         if !out.status.success() {
             let name = program.file_name().map_or(program.as_os_str(), |n| n);
             return Err(format!(

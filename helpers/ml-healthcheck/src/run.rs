@@ -240,6 +240,7 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
     let scontrol = Scontrol {
         program: node::find_scontrol(cfg.scontrol.as_deref()),
         slurm_conf: job.slurm_conf.clone(),
+        timeout: Some((cfg.deadline(job.mode), deadline_key(job.mode))),
     };
     let info = if job.no_slurm {
         None

@@ -674,3 +674,52 @@ fn deltas_across_runs_are_kept_in_the_state_file() {
         vec![d("sxid20034 nvswitch0 [reboot]")]
     );
 }
+
+/// A slurmctld that does not answer must not hold the prolog (and the job) past the
+/// run's deadline: `scontrol` is given the same deadline as the GPU source, then killed.
+#[test]
+fn a_scontrol_that_does_not_answer_ends_within_the_deadline() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = sysfs();
+    let work = tempfile::tempdir().unwrap();
+    let kmsg = work.path().join("kmsg");
+    fs::write(&kmsg, "").unwrap();
+    let snap = work.path().join("snap.json");
+    fs::write(&snap, HEALTHY).unwrap();
+    let stuck = work.path().join("scontrol");
+    fs::write(&stuck, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    fs::set_permissions(&stuck, fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = Config {
+        sysfs_root: t.path().to_path_buf(),
+        kmsg,
+        state_dir: work.path().join("state"),
+        scontrol: Some(stuck),
+        job_deadline_ms: 1000,
+        ..cfg()
+    };
+    let job = Job {
+        mode: Mode::Prolog,
+        node: "n1".into(),
+        expect_gpus: None,
+        job_gpus: Some(vec![0]),
+        job_start: None,
+        slurm_conf: None,
+        dry_run: false,
+        no_slurm: false,
+        forget_xids: false,
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let source = ml_healthcheck::gather::SnapshotFile(snap);
+        let out = run::run(&job, &cfg, Box::new(source)).map(|o| o.errors);
+        let _ = tx.send(out);
+    });
+    let errors = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the prolog waited on scontrol")
+        .unwrap();
+    assert_eq!(
+        errors,
+        vec!["cannot read node n1 from Slurm: scontrol show node n1 -o gave no answer within 1000 ms (job_deadline_ms): killed".to_string()]
+    );
+}
