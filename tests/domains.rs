@@ -480,6 +480,7 @@ fn no_submission_escapes_the_cloud_tags() {
         vec!["-p", "cloud,cloud", "--wrap", "true"],
         vec!["-p", "cloud,", "--wrap", "true"],
         vec!["-p", ",cloud", "--wrap", "true"],
+        vec!["-p", "CLOUD", "--wrap", "true"],
         vec!["-p", "cloud", "--wckey=onprem", "--wrap", "true"],
         vec!["-p", "cloud", "--array=0-2", "--wrap", "true"],
         vec!["-p", "onprem", ":", "-p", "cloud", script.as_str()],
@@ -510,6 +511,8 @@ fn no_submission_escapes_the_cloud_tags() {
         // Empty entries name nothing (slurmctld reads the list with strtok).
         "cloud,|proj_cloud|cloud".to_string(),
         ",cloud|proj_cloud|cloud".to_string(),
+        // Partition names are case-sensitive in slurmctld, as in the policy.
+        "sbatch: error: invalid partition specified: CLOUD\nsbatch: error: Batch job submission failed: Invalid partition name specified\n".to_string(),
         cloud.to_string(),
         // A held array is one record until it runs.
         cloud.to_string(),
@@ -521,6 +524,76 @@ fn no_submission_escapes_the_cloud_tags() {
         .map(|s| s.split(" -> ").nth(1).unwrap_or_default().to_string())
         .collect();
     assert_eq!(got, want, "{seen:#?}");
+    // Updates of a pending cloud job, as its user: whatever Slurm or the plugin refuses,
+    // the job stays in the cloud partition charged to the shadow account, with its tags.
+    let job = sb(&member, &["-p", "cloud", "--wrap", "true"]).unwrap();
+    let id = format!("jobid={job}");
+    let mut tries = vec![];
+    for arg in [
+        "partition=",
+        "partition=,onprem",
+        "partition=onprem,",
+        "account=",
+        "account=PROJ_CLOUD",
+        "admincomment=x",
+        "wckey=*",
+        "comment=mine",
+        "qos=normal",
+    ] {
+        let out = c.run_as(&member, "scontrol", ["update", &id, arg]).unwrap();
+        tries.push(format!(
+            "{arg}: {} {}",
+            out.status.success(),
+            stderr(&out).trim()
+        ));
+    }
+    assert_eq!(
+        components(&c, &job),
+        vec!["cloud|proj_cloud|cloud".to_string()],
+        "{tries:#?}"
+    );
+    assert_eq!(
+        c.job_field(job.parse().unwrap(), "AdminComment")
+            .unwrap()
+            .as_deref(),
+        Some(CLOUD_TAG),
+        "{tries:#?}"
+    );
+    println!("{tries:#?}");
+
+    // The default account changed while slurmctld runs: the next job without -A is
+    // judged by the new one.
+    sacctmgr(&c, &["add", "user", &member.name, "account=other"]);
+    ok(c.run(
+        "sacctmgr",
+        [
+            "-i",
+            "modify",
+            "user",
+            "where",
+            &format!("name={}", member.name),
+            "set",
+            "defaultaccount=other",
+        ],
+    )
+    .unwrap());
+    let last = std::cell::RefCell::new(String::new());
+    wait_for(
+        "the new default account in force",
+        Duration::from_secs(30),
+        || {
+            *last.borrow_mut() = match sb(&member, &["-p", "cloud", "--wrap", "true"]) {
+                Ok(id) => components(&c, &id).join(" "),
+                Err(e) => e,
+            };
+            last.borrow()
+                .contains("account other may not use the cloud domain")
+        },
+        || format!("last sbatch: {}", last.borrow()),
+    );
+    let id = sb(&member, &["-p", "onprem", "--wrap", "true"]).unwrap();
+    assert_eq!(components(&c, &id), vec!["onprem|other|onprem".to_string()]);
+
     // The outsider's heterogeneous job with a cloud component is refused.
     refused(
         &c,
