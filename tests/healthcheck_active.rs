@@ -386,3 +386,33 @@ fn a_retest_left_by_a_killed_run_is_drained_again_and_retested() {
     let resv = stdout(&ok(c.run("scontrol", ["show", "reservation"]).unwrap()));
     assert!(!resv.contains("mlhealth_"), "{resv}");
 }
+
+/// A node whose job could not be submitted is a node not handled: its line says why and
+/// the run exits 1 (a timer's unit shows it failed).
+#[test]
+fn a_job_sbatch_refuses_makes_the_run_fail() {
+    let c = cluster();
+    let conf = config(&c, "active.json", "");
+    let text = fs::read_to_string(&conf).unwrap().replace(
+        "\"expected_busbw_gbps\"",
+        "\"sbatch_args\": [\"--gres=nosuch:1\"], \"expected_busbw_gbps\"",
+    );
+    fs::write(&conf, text).unwrap();
+    let out = active(&c, &conf, &[]);
+    let got = lines(&c, &out);
+    println!("{}", got.join("\n"));
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("ml-healthcheck: n1: active: error: sbatch ")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(
+            &"ml-healthcheck: n1: active checks: not tested (no job ran): nothing changed"
+                .to_string()
+        ),
+        "{got:?}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{got:?}");
+    assert_eq!(sinfo(&c, "n1"), ("idle".into(), "none".into()));
+}

@@ -468,7 +468,10 @@ pub fn run(cfg: &Config, opts: &Opts) -> Result<ActiveReport, String> {
                     dir: ndir,
                 });
             }
-            Err(e) => nr.errors.push(e),
+            Err(e) => {
+                errors.push(format!("{name}: {e}"));
+                nr.errors.push(e);
+            }
         }
         nodes.push(nr);
     }
@@ -691,6 +694,9 @@ impl NodeRun {
                 format!("left as it is: drained by someone else ({was})")
             }
             (None, Action::Nothing) if self.retest => format!("kept drained: {was}"),
+            (None, Action::Nothing) if self.suites.is_empty() => {
+                "not tested (no job ran): nothing changed".into()
+            }
             (None, Action::Nothing) => {
                 let unknown = self.suites.iter().filter(|s| !s.outcome.judged()).count();
                 if unknown > 0 {
