@@ -267,6 +267,9 @@ pub struct Judged {
     /// failed, or the GPU does not support it): they lift no item of a reason. Not
     /// counted against [`Judged::complete`], as a GPU without the feature never reads it.
     unread: BTreeSet<(Check, u32)>,
+    /// The NVLinks whose state NVML gave, by GPU: a link it did not give is left out of
+    /// the snapshot, and lifts no item about it.
+    links: BTreeSet<(u32, u32)>,
 }
 
 impl Judged {
@@ -285,6 +288,11 @@ impl Judged {
             || gpu.is_some_and(|g| {
                 self.gpus.contains(&(check, g)) && !self.unread.contains(&(check, g))
             })
+    }
+
+    /// Whether NVML gave the state of `gpu`'s NVLink `link` this run.
+    pub fn read_link(&self, gpu: u32, link: u32) -> bool {
+        self.links.contains(&(gpu, link))
     }
 
     /// Whether the run made every check that can drain: what a drain reason that cannot
@@ -341,6 +349,13 @@ impl<'a> Out<'a> {
             Some(g) => self.judged.gpus.insert((check, g.minor.unwrap_or(g.index))),
             None => self.judged.node.insert(check),
         };
+    }
+
+    /// NVML gave the state of this GPU's NVLink `link`.
+    fn read_link(&mut self, link: u32) {
+        if let Some(g) = self.gpu {
+            self.judged.links.insert((g.minor.unwrap_or(g.index), link));
+        }
     }
 
     /// The check was made on this GPU, but a value it stands on was not read.
@@ -701,6 +716,7 @@ fn check_gpu(out: &mut Out, g: &Gpu, cfg: &Config, ctx: &Context) {
         }
     }
     for l in &g.nvlinks {
+        out.read_link(l.link);
         if !l.active {
             let sev = if cfg.nvlink_inactive_drains {
                 Drain

@@ -466,6 +466,17 @@ mod tests {
         );
         // Read, and clean: lifted.
         assert_eq!(decide(&failed, &healthy(), true), Action::Resume);
+        // An NVLink whose state NVML did not give is left out of the snapshot.
+        let down = node(
+            "IDLE+DRAIN",
+            Some("mlhealth: gpu7 nvlink4 down [reset-gpu]"),
+        );
+        let unread = run(&without_jobs(), |v| {
+            let links = v["gpus"][7]["nvlinks"].as_array_mut().unwrap();
+            links.retain(|l| l["link"] != 4);
+        });
+        assert_eq!(decide(&down, &unread, true), Action::Nothing);
+        assert_eq!(decide(&down, &healthy(), true), Action::Resume);
     }
 
     /// A health check on a node that runs jobs: every check but busy GPUs.

@@ -59,6 +59,17 @@ impl Item<'_> {
     /// run that made every check.
     pub fn judged_by(&self, judged: &Judged) -> bool {
         match self.names {
+            // `gpu7 nvlink4 down`: that link's state must have been read too.
+            Some((Check::Nvlink, Some(g))) => {
+                judged.covers(Check::Nvlink, Some(g))
+                    && self
+                        .text
+                        .split(' ')
+                        .nth(1)
+                        .and_then(|w| w.strip_prefix("nvlink"))
+                        .and_then(|n| n.parse().ok())
+                        .is_none_or(|link| judged.read_link(g, link))
+            }
             Some((check, gpu)) => judged.covers(check, gpu),
             None => judged.complete(),
         }
