@@ -6,7 +6,7 @@
 # (`--wrap true`, two array jobs of JOBS/2 tasks, MaxArraySize raised) run and land in
 # slurmdbd. Then, over the same period, ROUNDS alternated runs of
 #   mlacct --csv                                   (libslurm: slurmdb_jobs_get)
-#   sacct -X -P -a --truncate ... | awk (the same table: jobs, GPU-, CPU-, billing-seconds, cost)
+#   sacct -X -D -P -a --truncate ... | awk (the same table: jobs, GPU-, CPU-, billing-seconds, cost)
 # timed side by side (wall ms, median and range), their ratio, and whether both give the
 # same totals per domain, account and user.
 #
@@ -91,7 +91,7 @@ table_awk='
     }
   }'
 run_sacct() {
-  sacct -X -P -n -a --truncate -S "$since" -E "$until" -o Partition,Account,User,ElapsedRaw,AllocTRES,Start |
+  sacct -X -D -P -n -a --truncate -S "$since" -E "$until" -o Partition,Account,User,ElapsedRaw,AllocTRES,Start |
     awk -v until="$until" "$table_awk" | sort
 }
 run_mlacct() { "$mlacct" --csv --since "$since" --until "$until"; }
@@ -115,7 +115,7 @@ else
   echo "DIFFERENT totals; mlacct:"; sed 's/^/  /' <<<"$ours"
   echo "sacct + awk:"; sed 's/^/  /' <<<"$theirs"
   echo "records that are not COMPLETED or start at the period's end:"
-  sacct -X -P -n -a --truncate -S "$since" -E "$until" -o JobID,Partition,State,Start,End,ElapsedRaw,AllocTRES |
+  sacct -X -D -P -n -a --truncate -S "$since" -E "$until" -o JobID,Partition,State,Start,End,ElapsedRaw,AllocTRES |
     awk -F'|' -v until="$until" '$3 != "COMPLETED" || $4 >= until' | head -n 50
   exit 1
 fi
@@ -136,5 +136,5 @@ m=$(median < "$work/mlacct.ms")
 s=$(median < "$work/sacct.ms")
 echo "$(sinfo -V), $JOBS job records, $ROUNDS alternated rounds, wall time, median (range):"
 printf "  mlacct --csv (libslurm)          %9.1f ms (%s)\n" "$m" "$(spread < "$work/mlacct.ms")"
-printf "  sacct -X -P --truncate | awk     %9.1f ms (%s)\n" "$s" "$(spread < "$work/sacct.ms")"
+printf "  sacct -X -D -P --truncate | awk  %9.1f ms (%s)\n" "$s" "$(spread < "$work/sacct.ms")"
 awk -v m="$m" -v s="$s" 'BEGIN { printf "  sacct+awk / mlacct: %.2fx\n", s / m }'

@@ -129,14 +129,15 @@ fn alloc(tres: &str, name: &str) -> u64 {
         .map_or(0, |(_, v)| v.parse().unwrap())
 }
 
-/// The oracle: `sacct -X -P --truncate` for the period, summed per (domain, account,
-/// user), the domain from the partition the job ran in.
+/// The oracle: `sacct -X -D -P --truncate` for the period (every run of a requeued job),
+/// summed per (domain, account, user), the domain from the partition the job ran in.
 fn sacct_sums(c: &Cluster, since: &str, until: &str) -> (Expected, String) {
     let out = ok(c
         .run(
             "sacct",
             [
                 "-X",
+                "-D",
                 "-P",
                 "-n",
                 "-a",
@@ -628,34 +629,56 @@ fn a_requeued_job_counts_every_run() {
     wait_running(&c, job);
     std::thread::sleep(Duration::from_secs(3));
     ok(c.run("scontrol", ["requeue", &job.to_string()]).unwrap());
-    // The first run's record, as sacct -D lists it once slurmdbd has its end.
-    let line = poll("sacct -D to list the requeued run", 60, || {
-        let out = ok(c
-            .run(
-                "sacct",
-                [
-                    "-X",
-                    "-D",
-                    "-P",
-                    "-n",
-                    "-j",
-                    &job.to_string(),
-                    "-o",
-                    "State,ElapsedRaw,AllocTRES",
-                ],
-            )
-            .unwrap());
-        let text = stdout(&out);
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("REQUEUED|"))
-            .unwrap_or_default()
-            .to_string();
-        (!line.is_empty(), line)
-    });
-    let f: Vec<&str> = line.split('|').collect();
-    let secs: u64 = f[1].parse().unwrap();
-    assert!(secs > 0, "{line}");
+    // The requeued job waits (its begin time moved on); root lets it run again, and it
+    // is cancelled in its second run.
+    let records = |state: &'static str| {
+        poll(&format!("sacct -D to list a {state} run"), 90, || {
+            let out = ok(c
+                .run(
+                    "sacct",
+                    [
+                        "-X",
+                        "-D",
+                        "-P",
+                        "-n",
+                        "-j",
+                        &job.to_string(),
+                        "-o",
+                        "State,ElapsedRaw,AllocTRES",
+                    ],
+                )
+                .unwrap());
+            let text = stdout(&out);
+            let done = text
+                .lines()
+                .any(|l| l.starts_with(state) && !l.ends_with('|'));
+            (done, text)
+        })
+    };
+    records("REQUEUED");
+    ok(c.run("scontrol", ["release", &job.to_string()])
+        .unwrap_or_else(|e| panic!("{e}")));
+    let _ = c.run(
+        "scontrol",
+        ["update", &format!("jobid={job}"), "StartTime=now"],
+    );
+    wait_running(&c, job);
+    std::thread::sleep(Duration::from_secs(3));
+    ok(c.run("scancel", [job.to_string()]).unwrap());
+    let text = records("CANCELLED");
+    // Every run with an allocation, as sacct -D lists them.
+    let (mut runs, mut cpu, mut billing) = (0, 0, 0);
+    for l in text.lines() {
+        let f: Vec<&str> = l.split('|').collect();
+        if f[2].is_empty() {
+            continue;
+        }
+        let secs: u64 = f[1].parse().unwrap();
+        runs += 1;
+        cpu += alloc(f[2], "cpu") * secs;
+        billing += alloc(f[2], "billing") * secs;
+    }
+    assert_eq!(runs, 2, "{text}");
     std::thread::sleep(Duration::from_secs(1));
     let until = now_text();
     let out = stdout(&ok(mlacct(
@@ -673,8 +696,7 @@ fn a_requeued_job_counts_every_run() {
     let got = sums.get(&key).copied().unwrap_or_default();
     assert_eq!(
         (got.jobs, got.cpu_secs, got.billing_secs),
-        (1, 2 * secs, alloc(f[2], "billing") * secs),
-        "mlacct --csv:\n{out}\nsacct -D: {line}"
+        (2, cpu, billing),
+        "mlacct --csv:\n{out}\nsacct -D:\n{text}"
     );
-    let _ = c.run("scancel", [job.to_string()]);
 }

@@ -23,6 +23,10 @@ use slurm_sys as sys;
 // 22.05, 24.11 and 26.05.
 /// `SLURMDB_JOB_FLAG_NOTSET`: sacct's default `db_flags`.
 const SLURMDB_JOB_FLAG_NOTSET: u32 = 1 << 0;
+/// `JOBCOND_FLAG_DUP`: every record of a job id (`sacct -D`): each run of a requeued job
+/// (slurmctld charged each one), and jobs of a reused id. Without it slurmdbd returns only
+/// the latest record of each id.
+const JOBCOND_FLAG_DUP: u32 = 1 << 0;
 /// `JOBCOND_FLAG_NO_STEP`: job records only (`sacct -X`).
 const JOBCOND_FLAG_NO_STEP: u32 = 1 << 1;
 /// `JOBCOND_FLAG_NO_TRUNC`: records as they are, not cut to the period (sacct's default;
@@ -333,12 +337,15 @@ impl Connection {
     }
 
     /// Job records (no steps) of jobs eligible or running in [since, until], every user
-    /// the caller may see, as `sacct -X -a -S since -E until [--truncate]`.
+    /// the caller may see, every run of a requeued job, as `sacct -X -D -a -S since -E
+    /// until [--truncate]`.
     pub fn jobs(&self, q: &JobQuery) -> Result<Vec<JobRecord>, DbError> {
         let clusters = StringList::new(&q.clusters)?;
         let mut cond = sys::slurmdb_job_cond_t {
             db_flags: SLURMDB_JOB_FLAG_NOTSET,
-            flags: JOBCOND_FLAG_NO_STEP | if q.truncate { 0 } else { JOBCOND_FLAG_NO_TRUNC },
+            flags: JOBCOND_FLAG_DUP
+                | JOBCOND_FLAG_NO_STEP
+                | if q.truncate { 0 } else { JOBCOND_FLAG_NO_TRUNC },
             usage_start: q.since as libc::time_t,
             usage_end: q.until as libc::time_t,
             ..Default::default()
