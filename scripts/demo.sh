@@ -29,6 +29,32 @@ cargo build --workspace
 # the cluster directory (@CLUSTER_DIR@ is filled in).
 epilog_conf=$(mktemp)
 policy=$(mktemp)
+started=0
+# A demo that fails half way leaves no cluster of root's daemons running: it says where it
+# stopped, stops the cluster and keeps its logs.
+on_exit() {
+  local rc=$?
+  rm -f "$epilog_conf" "$policy"
+  [ "$rc" = 0 ] && return
+  echo "demo failed (exit $rc) at line ${failed_line:-?}" >&2
+  if [ "$started" = 1 ]; then
+    cd "$REPO"  # stop ends every process with a file open in $DIR: the cwd counts
+    target/debug/local-cluster stop --dir "$DIR" >/dev/null 2>&1 || true
+    echo "the demo cluster is stopped; its logs are in $DIR/log" >&2
+  fi
+}
+REPO=$PWD
+trap 'failed_line=$LINENO' ERR
+trap on_exit EXIT
+# Polls a command every half second; the demo fails with WHAT after SECONDS.
+wait_for() {  # SECONDS WHAT COMMAND...
+  local deadline=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "gave up waiting for $what" >&2; return 1; }
+    sleep 0.5
+  done
+}
 echo "log_file = @CLUSTER_DIR@/log/ml-epilog.log" > "$epilog_conf"
 cp conf-examples/mlpolicy.json "$policy"
 partitions=("PartitionName=gpu Nodes=n[1-3] MaxTime=2-00:00:00 State=UP"
@@ -53,6 +79,7 @@ if [ "${#accounting[@]}" -gt 0 ]; then
 fi
 for p in "${partitions[@]}"; do extra+=(--conf "$p"); done
 target/debug/mlpolicy validate "$policy" >/dev/null
+started=1
 target/debug/local-cluster start --dir "$DIR" "${accounting[@]}" --cpus-per-node 32 \
   --spank libspank_mlenv.so:addr=nodeaddr \
   --job-submit libjob_submit_mlpolicy.so --file "mlpolicy.json=$policy" "${extra[@]}" \
@@ -68,7 +95,6 @@ healthy=helpers/ml-healthcheck/tests/fixtures/h100x8-healthy.json
 install -m 0644 "$healthy" "$DIR/healthy.json"
 sed '0,/"ecc_volatile_uncorrected": 0/s//"ecc_volatile_uncorrected": 2/' "$healthy" > "$DIR/ecc.json"
 export SLURM_CONF="$DIR/slurm.conf"
-REPO=$PWD
 cd "$DIR/work"
 
 show() {  # prints a command line, then runs it; the demo goes on when one fails on purpose
@@ -134,7 +160,7 @@ echo "== ml-epilog (Epilog=) removes what a job leaves in SysV IPC and /dev/shm,
 # Not sbatch --wait: a waiting sbatch of the user on this machine would count as the user
 # still being active here, and ml-epilog would then only take dead shm segments.
 job=$(runuser -u mltest-demo -- sbatch --parsable -o leftovers.out --wrap "$DIR/bin/ipc-fixture create --shm 4 --sem 1 --msg 1 --files 2 --prefix nccl-demo >/dev/null; echo the job leaves \$(ipcs -m | grep -c mltest-de) shm segments, \$(ipcs -s | grep -c mltest-de) semaphore set, \$(ipcs -q | grep -c mltest-de) message queue and \$(ls /dev/shm | grep -c nccl-demo) /dev/shm files")
-until grep -q "job $job " "$DIR/log/ml-epilog.log" 2>/dev/null; do sleep 0.2; done
+wait_for 120 "ml-epilog's line for job $job in $DIR/log/ml-epilog.log" grep -q "job $job " "$DIR/log/ml-epilog.log"
 show "cat leftovers.out"
 show "tail -n 1 $DIR/log/ml-epilog.log"
 show "echo after the job: \$(ipcs -m | grep -c mltest-de) shm segments, \$(ipcs -s | grep -c mltest-de) semaphore sets, \$(ipcs -q | grep -c mltest-de) message queues, \$(ls /dev/shm | grep -c nccl-demo) /dev/shm files"
@@ -160,10 +186,12 @@ if [ "${#accounting[@]}" -gt 0 ]; then
   onprem_job=$(runuser -u mltest-demo -- sbatch --parsable -p gpu -N1 --gpus-per-node=8 --cpus-per-gpu=4 --exclusive -t 10 -o /dev/null --wrap 'sleep 20')
   for _ in $(seq 30); do sinfo -h -p cloud -o %T | grep -q '#' && break; sleep 0.5; done
   show "sinfo -p cloud -o '%P %N %T'"
-  until [ -s cloud.out ] && ! squeue -h -j "$cloud_job,$onprem_job" | grep -q .; do sleep 1; done
+  jobs_done() { [ -s cloud.out ] && ! squeue -h -j "$cloud_job,$onprem_job" | grep -q .; }
+  wait_for 300 "jobs $cloud_job and $onprem_job to end" jobs_done
   show "cat cloud.out"
   # Job records reach slurmdbd asynchronously.
-  until [ "$(sacct -n -X -j "$cloud_job,$onprem_job" -o AdminComment -P | grep -c domain)" = 2 ]; do sleep 1; done
+  recorded() { [ "$(sacct -n -X -j "$cloud_job,$onprem_job" -o AdminComment -P | grep -c domain)" = 2 ]; }
+  wait_for 120 "slurmdbd's records of jobs $cloud_job and $onprem_job" recorded
   echo
   echo "   sacct: each job carries its domain's account, wckey and tag; billing at each partition's weights:"
   show "sacct -X -j $cloud_job,$onprem_job -o JobID,Partition,Account,WCKey,AdminComment%50,AllocTRES%50"
