@@ -3,7 +3,8 @@
 # the Slurm installed here, from packaging/manifest and a release build:
 #   ./scripts/build-debs.sh [OUTDIR]     (default: target/<profile>/debs)
 # Version <our version>+slurm<MAJOR.MINOR>. Each package depends on that Slurm release in
-# the names of Debian's packages and of SchedMD's slurm-smd packages; the controller on
+# the names of the Slurm packages installed here (Debian's, or SchedMD's slurm-smd: their
+# PluginDirs differ, so a package built on one does not fit the other); the controller on
 # the exact micro release, because slurmctld refuses a job_submit plugin whose
 # plugin_version differs in major, minor or micro (src/common/plugin.c) and a plugin that
 # does not load stops slurmctld. PluginDir is this machine's Slurm's (PLUGINDIR= to
@@ -36,19 +37,36 @@ trap 'rm -rf "$work"' EXIT
 # Reproducible dates: the last commit's, else now.
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
+# Whose Slurm this is: Debian's (slurm-wlm: PluginDir .../slurm-wlm) or SchedMD's slurm-smd
+# packages (PluginDir .../slurm). The plugins go into this machine's PluginDir, which the
+# other flavour does not read (slurmctld would not find job_submit_mlpolicy.so), so the
+# packages depend on this flavour's package names only.
+flavour_owner=$(dpkg -S "$plugindir/auth_munge.so" 2>/dev/null | head -n1 | cut -d: -f1 || true)
+case "$flavour_owner" in
+  slurm-smd*) flavour=smd ;;
+  slurm-wlm* | libslurm*) flavour=debian ;;
+  *) die "no Debian or slurm-smd package owns $plugindir/auth_munge.so: build-debs packages for Slurm installed from packages; use scripts/install.sh for a Slurm built from source" ;;
+esac
+
 # The Slurm package a package needs, by Debian's name (slurm-client, slurmd, slurmctld)
 # or SchedMD's (slurm-smd-client, slurm-smd-slurmd, slurm-smd-slurmctld), pinned to
 # this release from below (Depends) and above (Breaks).
-smd_name() { case "$1" in slurm-*) echo "slurm-smd-${1#slurm-}" ;; *) echo "slurm-smd-$1" ;; esac; }
+slurm_name() {
+  if [ "$flavour" = smd ]; then
+    case "$1" in slurm-*) echo "slurm-smd-${1#slurm-}" ;; *) echo "slurm-smd-$1" ;; esac
+  else
+    echo "$1"
+  fi
+}
 slurm_depends() {  # DEBIAN-PACKAGE LOWEST
-  echo "$1 (>= $2) | $(smd_name "$1") (>= $2)"
+  echo "$(slurm_name "$1") (>= $2)"
 }
 slurm_breaks() {  # DEBIAN-PACKAGE FIRST-REFUSED
-  echo "$1 (>= $2), $(smd_name "$1") (>= $2)"
+  echo "$(slurm_name "$1") (>= $2)"
 }
 
 # Depends for the shared libraries the package's ELF files need: the owning package at
-# the installed upstream version, libslurm also from SchedMD's slurm-smd (which ships it).
+# the installed upstream version (libslurm: libslurmNN from Debian, slurm-smd from SchedMD).
 shlib_depends() {  # STAGING-DIR
   local f lib path pkg ver
   find "$1" -type f \( -perm -u+x -o -name '*.so' \) -print0 |
@@ -61,10 +79,7 @@ shlib_depends() {  # STAGING-DIR
       pkg=$(dpkg -S "$path" "$(readlink -f "$path")" 2>/dev/null | head -n1 | cut -d: -f1 || true)
       [ -n "$pkg" ] || die "$lib ($path): no package owns it"
       ver=$(dpkg-query -W -f='${Version}' "$pkg" | sed 's/^[0-9]*://; s/-[^-]*$//')
-      case "$lib" in
-        libslurm.so.*) echo "$pkg (>= $ver) | slurm-smd (>= $ver)" ;;
-        *) echo "$pkg (>= $ver)" ;;
-      esac
+      echo "$pkg (>= $ver)"
     done | sort -u | paste -sd, - | sed 's/,/, /g'
 }
 

@@ -51,9 +51,17 @@ for deb in "$work"/debs/*.deb; do
 done
 # slurmctld loads a job_submit plugin only of its own micro release (plugin.c).
 next_micro=${release%.*}.$((${release##*.} + 1))~
+# The plugins sit in this machine's PluginDir, which only this flavour of Slurm packages
+# reads (Debian's slurm-wlm or SchedMD's slurm-smd): the packages name that flavour only.
+case "$(dpkg -S "$plugindir/auth_munge.so" | cut -d: -f1)" in
+  slurm-smd*) ctld=slurm-smd-slurmctld other='slurmctld\b|slurmd\b|slurm-client\b|libslurm' ;;
+  *) ctld=slurmctld other='slurm-smd' ;;
+esac
 expect "the controller package breaks the next slurmctld micro release" \
-  "slurmctld (>= $next_micro), slurm-smd-slurmctld (>= $next_micro)" \
+  "$ctld (>= $next_micro)" \
   "$(dpkg-deb -f "$work"/debs/slurm-ml-controller_*.deb Breaks)"
+expect "no package names the other flavour's Slurm packages (its PluginDir differs)" "" \
+  "$(for deb in "$work"/debs/*.deb; do dpkg-deb -f "$deb" Depends Breaks; done | grep -E "$other" || true)"
 
 echo "== scripts/install.sh from the same build (DESTDIR)"
 DESTDIR=$work/stage ./scripts/install.sh --no-build > "$work/install.log"
