@@ -123,6 +123,55 @@ impl Accounting {
                 }
             }
         }
+        self.check_shadows_apart()
+    }
+
+    /// Each shadow account stands for one domain: no domain's shadow (a suffix, or a name
+    /// in `account_map`) ends with another domain's suffix or is another's mapped name.
+    /// Otherwise [`Accounting::shadow_owner`] reads it as the first domain's.
+    fn check_shadows_apart(&self) -> Result<(), String> {
+        let two = |key: String, value: &str, other: String, theirs: &str, example: String| {
+            Err(format!(
+                "{key}: {value:?} ends with {other} {theirs:?}: a shadow account such as {example:?} would stand for two domains"
+            ))
+        };
+        let key = |n: &str, k: &str| format!("accounting.domains.{n}.{k}");
+        for (name, d) in &self.domains {
+            for (other, o) in self.domains.iter().filter(|(n, _)| *n != name) {
+                if let (Some(mine), Some(theirs)) = (&d.account_suffix, &o.account_suffix) {
+                    if mine.ends_with(theirs.as_str()) {
+                        let example = format!("proj{mine}");
+                        return two(
+                            key(name, "account_suffix"),
+                            mine,
+                            key(other, "account_suffix"),
+                            theirs,
+                            example,
+                        );
+                    }
+                }
+                for shadow in d.account_map.values() {
+                    if let Some(theirs) = &o.account_suffix {
+                        if shadow.len() > theirs.len() && shadow.ends_with(theirs.as_str()) {
+                            return two(
+                                key(name, "account_map"),
+                                shadow,
+                                key(other, "account_suffix"),
+                                theirs,
+                                shadow.clone(),
+                            );
+                        }
+                    }
+                    if o.account_map.values().any(|s| s == shadow) {
+                        return Err(format!(
+                            "{}: {shadow:?} is {}'s shadow account too: a shadow account stands for one domain",
+                            key(name, "account_map"),
+                            key(other, "account_map")
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }

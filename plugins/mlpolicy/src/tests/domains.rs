@@ -164,3 +164,33 @@ fn errors_name_the_key() {
     let e = parse(r#"{"accounting": {"span": "split"}}"#).unwrap_err();
     assert!(e.contains("unknown variant `split`"), "{e}");
 }
+
+/// A shadow account must name one domain: with suffixes `_cloud` (aws) and `_gcp_cloud`
+/// (gcp), `proj_gcp_cloud` read as aws's shadow of `proj_gcp` (the first domain in name
+/// order), so a gcp job naming it was charged to `proj_gcp_gcp_cloud` and judged as
+/// `proj_gcp`, and mlacct put its budget under aws. Refused at load, naming both keys.
+#[test]
+fn shadow_accounts_name_one_domain() {
+    let two = |a: &str, b: &str| {
+        parse(&format!(
+            r#"{{"accounting": {{"domains": {{
+              "aws": {{"partitions": ["x"], {a}}},
+              "gcp": {{"partitions": ["y"], {b}}}}}}}}}"#
+        ))
+    };
+    let e = two(
+        r#""account_suffix": "_cloud""#,
+        r#""account_suffix": "_gcp_cloud""#,
+    )
+    .unwrap_err();
+    assert_eq!(e, "p.json: accounting.domains.gcp.account_suffix: \"_gcp_cloud\" ends with accounting.domains.aws.account_suffix \"_cloud\": a shadow account such as \"proj_gcp_cloud\" would stand for two domains");
+    let e = two(
+        r#""account_suffix": "_aws""#,
+        r#""account_map": {"vision": "vision_aws"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e, "p.json: accounting.domains.gcp.account_map: \"vision_aws\" ends with accounting.domains.aws.account_suffix \"_aws\": a shadow account such as \"vision_aws\" would stand for two domains");
+    // Different endings are fine, as is one domain's own map beside its suffix.
+    two(r#""account_suffix": "_aws""#, r#""account_suffix": "_gcp""#).unwrap();
+    parse(EXAMPLE).unwrap();
+}
