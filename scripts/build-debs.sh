@@ -2,13 +2,16 @@
 # Builds the three Debian packages (slurm-ml-login, slurm-ml-node, slurm-ml-controller) for
 # the Slurm installed here, from packaging/manifest and a release build:
 #   ./scripts/build-debs.sh [OUTDIR]     (default: target/<profile>/debs)
-# Version <our version>+slurm<MAJOR.MINOR>. Each package depends on that Slurm release in
-# the names of the Slurm packages installed here (Debian's, or SchedMD's slurm-smd: their
-# PluginDirs differ, so a package built on one does not fit the other); the controller on
-# the exact micro release, because slurmctld refuses a job_submit plugin whose
-# plugin_version differs in major, minor or micro (src/common/plugin.c) and a plugin that
-# does not load stops slurmctld. PluginDir is this machine's Slurm's (PLUGINDIR= to
-# override): build on a machine with the same Slurm packages as the cluster.
+# Version <our version>+slurm<MAJOR.MINOR.MICRO>: the controller's plugin fits one micro
+# release, so the packages built for 22.05.9 must be a version apt installs over those for
+# 22.05.8 (with +slurm22.05 both would be one version, and apt skips "the newest").
+# Each package depends on that Slurm release in the names of the Slurm packages installed
+# here (Debian's, or SchedMD's slurm-smd: their PluginDirs differ, so a package built on
+# one does not fit the other); the controller on the exact micro release, because
+# slurmctld refuses a job_submit plugin whose plugin_version differs in major, minor or
+# micro (src/common/plugin.c) and a plugin that does not load stops slurmctld. PluginDir
+# is this machine's Slurm's (PLUGINDIR= to override): build on a machine with the same
+# Slurm packages as the cluster.
 # DEB_MAINTAINER sets the Maintainer field; NO_BUILD=1 packages the last release build.
 # lintian reports nothing on the packages (Debian 12's lintian 2.116).
 set -euo pipefail
@@ -24,7 +27,7 @@ minor=${series#*.}
 next_series=$major.$(printf '%02d' $((10#$minor + 1)))~
 next_micro=$series.$((${release##*.} + 1))~
 plugindir=$(slurm_plugindir)
-version=$(workspace_version)+slurm$series
+version=$(workspace_version)+slurm$release
 arch=$(dpkg --print-architecture)
 maintainer=${DEB_MAINTAINER:-slurm-ml maintainers <slurm-ml@example.org>}
 outdir=${1:-$(artifact_dir)/debs}

@@ -60,6 +60,11 @@ esac
 expect "the controller package breaks the next slurmctld micro release" \
   "$ctld (>= $next_micro)" \
   "$(dpkg-deb -f "$work"/debs/slurm-ml-controller_*.deb Breaks)"
+# The controller fits one micro release: a build for the next one must be a newer version
+# (apt skips a .deb of the version installed, "already the newest version").
+expect "the version names the micro release" \
+  "$(workspace_version)+slurm$release $(workspace_version)+slurm$release $(workspace_version)+slurm$release" \
+  "$(for deb in "$work"/debs/*.deb; do dpkg-deb -f "$deb" Version; done | paste -sd' ')"
 expect "no package names the other flavour's Slurm packages (its PluginDir differs)" "" \
   "$(for deb in "$work"/debs/*.deb; do dpkg-deb -f "$deb" Depends Breaks; done | grep -E "$other" || true)"
 

@@ -6,7 +6,7 @@
 #   ./setup.sh node         every slurmd host: ml-epilog, ml-healthcheck (+ the login files)
 #   ./setup.sh login        hosts where users run srun/sbatch/salloc: spank_mlenv.so
 #
-# The packages are built for one Slurm release (the version says which: 0.1.0+slurm22.05):
+# The packages are built for one Slurm release (the version says which: 0.1.0+slurm22.05.8):
 # a plugin only loads into the release it was built against (plugin_version). For another
 # release, build them on a machine that has it (scripts/build-debs.sh there), or install
 # from source with scripts/install.sh (PLUGINDIR=, SLURM_INCLUDE_DIR= for Slurm elsewhere).
