@@ -24,14 +24,15 @@ node_type=${1:?usage: slurm-ml-lifecycle.sh controller|login|compute}
 SLURM=${SLURM:-/opt/slurm}
 ETC=$SLURM/etc
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=${SRC:-/tmp/slurm-ml-src}
+SRC=${SRC:-}         # an unpacked source tree (root's own), else SRC_S3 is fetched
 SRC_S3=${SRC_S3:-}   # s3://bucket/hyperpod/slurm-ml.tar.gz (a git archive of this repo)
 
 # --- Build and install against /opt/slurm (every node: the .so and helpers are local) ---
 if [ ! -x /usr/sbin/ml-healthcheck ]; then
-  if [ ! -d "$SRC" ]; then
-    mkdir -p "$SRC"
-    aws s3 cp "$SRC_S3" - | tar -xz -C "$SRC"
+  if [ -z "$SRC" ]; then
+    # A fresh directory, not a fixed /tmp path: root builds and installs what is in it.
+    SRC=$(mktemp -d /tmp/slurm-ml-src.XXXXXX)
+    aws s3 cp "${SRC_S3:?set SRC_S3 (or SRC)}" - | tar -xz -C "$SRC"
   fi
   # Rust 1.88 or newer; HyperPod's AMI has none. rustup installs it for root only.
   command -v cargo >/dev/null || {
