@@ -41,13 +41,15 @@ slurm_header_version() {
   printf '%d.%02d.%d\n' $((n >> 16 & 255)) $((n >> 8 & 255)) $((n & 255))
 }
 
-# major.minor.micro of the installed daemons (`slurm-wlm 22.05.8`, `slurm 24.11.5`).
+# major.minor.micro of the installed daemons (`slurm-wlm 22.05.8`, `slurm 24.11.5`), or of
+# srun on a login node (no daemons there; srun loads the SPANK plugin).
 slurm_daemon_version() {
-  local d
-  for d in slurmctld slurmd; do
+  local d v
+  for d in slurmctld slurmd srun; do
     command -v "$d" >/dev/null || continue
-    "$d" -V 2>/dev/null | awk '{ print $2; exit }'
-    return
+    # srun -V needs a slurm.conf (or configless DNS) to answer: nothing, then no check.
+    v=$("$d" -V 2>/dev/null | awk '{ print $2; exit }') || true
+    [ -n "$v" ] && { echo "$v"; return; }
   done
   return 1
 }
