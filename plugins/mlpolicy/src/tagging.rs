@@ -5,9 +5,9 @@
 //! A job's domain is that of every partition it may run in: the partitions it names, else
 //! the one the policy routes it to, else slurmctld's default. Its *parent* account is the
 //! one it names (`-A`) or, failing that, its user's default account; a domain's shadow
-//! account named with `-A` stands for its parent (`proj_cloud` is `proj`), so naming a
-//! shadow changes nothing and a shadow used outside its domain is charged back to its
-//! parent. The job is then charged to its domain's shadow of that parent.
+//! account, named with `-A` or as the default, stands for its parent (`proj_cloud` is
+//! `proj`), so naming a shadow changes nothing and a shadow used outside its domain is
+//! charged back to its parent. The job is then charged to its domain's shadow of that parent.
 //!
 //! The rules, in order ([`RULES`]); exempt users (uid 0, `admins`) are never refused but
 //! are tagged wherever a tag can be known, so their usage lands in the right domain too:
@@ -135,20 +135,23 @@ pub fn tag(
         ctx.parts.push("(the default)".into());
     }
     let named = sub.account.as_deref().map(str::to_ascii_lowercase);
-    ctx.parent = match named.as_deref() {
-        Some(a) => Some(
-            acct.shadow_owner(a)
-                .map_or_else(|| a.to_string(), |(_, p)| p),
-        ),
+    // The account Slurm would charge: the named one, else the default (read when needed).
+    let given = match named.clone() {
+        Some(a) => Some(a),
         None if ctx.needs_account().is_some() => default_account(),
         None => None,
     };
+    // A shadow stands for its parent, named or by default.
+    ctx.parent = given.as_deref().map(|a| {
+        acct.shadow_owner(a)
+            .map_or_else(|| a.to_string(), |(_, p)| p)
+    });
     if !sub.exempt {
         if let Some(r) = RULES.iter().find_map(|rule| rule(&ctx)) {
             return Err(r);
         }
     }
-    Ok(tags(&ctx, named.as_deref()))
+    Ok(tags(&ctx, named.as_deref(), given.as_deref()))
 }
 
 /// Whether any domain could have been the job's: a cluster with only `onprem` has one.
@@ -220,8 +223,9 @@ fn domain_access(c: &Ctx) -> Option<Refusal> {
     ))
 }
 
-/// The tags of an admitted job: none unless it lies in exactly one domain.
-fn tags(c: &Ctx, named: Option<&str>) -> Tags {
+/// The tags of an admitted job: none unless it lies in exactly one domain. `named`: the
+/// account given with -A; `given`: that, else the default account (when it was read).
+fn tags(c: &Ctx, named: Option<&str>, given: Option<&str>) -> Tags {
     let Some((name, domain)) = c.one() else {
         return Tags::default();
     };
@@ -231,10 +235,11 @@ fn tags(c: &Ctx, named: Option<&str>) -> Tags {
     };
     let parent = c.parent.as_deref();
     // The account charged: the domain's shadow of the parent; where the domain has none,
-    // the parent itself (a shadow named outside its domain is charged back to it).
+    // the parent itself (a shadow named, or the default, outside its domain is charged
+    // back to it); a default that is no shadow is left for Slurm to fill in.
     let charged = match (domain, parent) {
         (Some(d), Some(p)) if d.tags_account() => d.shadow_account(p),
-        (_, Some(p)) if named.is_some() => Some(p.to_string()),
+        (_, Some(p)) if named.is_some() || given != Some(p) => Some(p.to_string()),
         _ => None,
     };
     t.account = charged.filter(|a| Some(a.as_str()) != named);

@@ -109,6 +109,23 @@ fn no_account_uses_the_default_or_refuses() {
     );
 }
 
+/// A default account that is a shadow (`sacctmgr ... defaultaccount=proj_cloud`) stands
+/// for its parent, as the same account named with -A does: before, a cloud job was refused
+/// (`proj_cloud` is not in allowed_accounts) while `-A proj_cloud` was accepted, and an
+/// on-premises job was left to Slurm's default, charged to the cloud shadow.
+#[test]
+fn a_shadow_default_account_stands_for_its_parent() {
+    let p = policy();
+    let shadow = || Some("proj_cloud".to_string());
+    let t = tag(&p, &sub(&["cloud"], None), &shadow).unwrap();
+    assert_eq!(t, tags("cloud", Some("proj_cloud"), Some("proj")));
+    let t = tag(&p, &sub(&["gpu"], None), &shadow).unwrap();
+    assert_eq!(t, tags("onprem", Some("proj"), Some("proj")));
+    // A default that is no shadow is left for Slurm to fill in.
+    let t = tag(&p, &sub(&["gpu"], None), &default_proj).unwrap();
+    assert_eq!(t, tags("onprem", None, Some("proj")));
+}
+
 #[test]
 fn the_default_account_is_read_only_when_needed() {
     let p = Policy::parse(
