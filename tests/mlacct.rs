@@ -656,13 +656,28 @@ fn a_requeued_job_counts_every_run() {
         })
     };
     records("REQUEUED");
-    ok(c.run("scontrol", ["release", &job.to_string()])
-        .unwrap_or_else(|e| panic!("{e}")));
-    let _ = c.run(
-        "scontrol",
-        ["update", &format!("jobid={job}"), "StartTime=now"],
+    // The requeue sets the begin time once the run has ended (from 24.11 after the RPC
+    // returns): move it to now until the job runs again.
+    wait_for(
+        &format!("job {job} pending again"),
+        JOB_TIMEOUT,
+        || c.job_field(job, "JobState").unwrap().as_deref() == Some("PENDING"),
+        || c.log("slurmctld"),
     );
-    wait_running(&c, job);
+    let _ = c.run("scontrol", ["release", &job.to_string()]);
+    wait_for(
+        &format!("job {job} running again"),
+        JOB_TIMEOUT,
+        || {
+            let _ = c.run(
+                "scontrol",
+                ["update", &format!("jobid={job}"), "StartTime=now"],
+            );
+            std::thread::sleep(Duration::from_millis(500));
+            c.job_field(job, "JobState").unwrap().as_deref() == Some("RUNNING")
+        },
+        || c.log("slurmctld"),
+    );
     std::thread::sleep(Duration::from_secs(3));
     ok(c.run("scancel", [job.to_string()]).unwrap());
     let text = records("CANCELLED");
