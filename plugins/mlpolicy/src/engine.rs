@@ -584,7 +584,8 @@ pub fn evaluate_update(policy: &Policy, job: &Job) -> Verdict {
 /// refused and the job must be submitted again, where it is tagged afresh.
 /// - `Account=`, `WCKey=`, `AdminComment=`: where a domain tags that field (the account
 ///   also where a domain limits `allowed_accounts`: the new one could not be checked);
-/// - `Partition=`: where any domain tags or limits anything (a move may cross domains).
+/// - `Partition=`: where any domain tags or limits anything (a move may cross domains;
+///   an empty one moves the job to the default partition from 26.05).
 fn retag_update(policy: &Policy, job: &Job) -> Option<Verdict> {
     let acct = policy.accounting.as_ref()?;
     let any = |f: fn(&crate::domains::Domain) -> bool| acct.domains.values().any(f);
@@ -610,15 +611,19 @@ fn retag_update(policy: &Policy, job: &Job) -> Option<Verdict> {
             format!("a job's {key} is its accounting domain's {tag} tag, set at submission, and cannot be changed by an update here: cancel the job and submit it again with the new value (or ask an admin)"),
         ));
     }
-    let moves = job.partition.as_deref().is_some_and(|p| !p.is_empty());
+    // An empty `Partition=` is a move too: 26.05 puts the job in the default partition.
     let tagged = account || wckey || comment;
-    if moves && tagged {
-        let to = job.partition.as_deref().unwrap_or_default();
+    if let (Some(to), true) = (job.partition.as_deref(), tagged) {
+        let (place, again) = if to.is_empty() {
+            ("the default partition".to_string(), "PARTITION")
+        } else {
+            (format!("partition {to}"), to)
+        };
         return Some(refuse(
             policy,
             Code::AccessDenied,
             "update-domain-partition",
-            format!("a job cannot be moved to partition {to} by an update here: its accounting domain's tags were set at submission and an update cannot show the job's partition to redo them; cancel the job and submit it again with -p {to} (or ask an admin)"),
+            format!("a job cannot be moved to {place} by an update here: its accounting domain's tags were set at submission and an update cannot show the job's partition to redo them; cancel the job and submit it again with -p {again} (or ask an admin)"),
         ));
     }
     None

@@ -297,6 +297,17 @@ fn updates_cannot_untag() {
         ),
         v => panic!("{v:?}"), // ok-panic: test
     }
+    // An empty Partition= moves the job to slurmctld's default partition (26.05 accepts
+    // it: a cloud job went to the on-premises default with its cloud tags; with a cloud
+    // default an on-premises job would run there charged to its parent account).
+    let j = update(|j| j.partition = Some(String::new()));
+    match evaluate(&p, &j) {
+        Verdict::Refuse(r) => assert_eq!(
+            (r.rule, r.message.as_str()),
+            ("update-domain-partition", "mlpolicy: a job cannot be moved to the default partition by an update here: its accounting domain's tags were set at submission and an update cannot show the job's partition to redo them; cancel the job and submit it again with -p PARTITION (or ask an admin)")
+        ),
+        v => panic!("{v:?}"), // ok-panic: test
+    }
     // Admins may.
     let mut j = update(|j| j.partition = Some("gpu".into()));
     j.uid = 0;
