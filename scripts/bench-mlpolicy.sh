@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark (not a test), three parts.
+# Benchmark (not a test), four parts (the fourth only in its own mode, `domains`).
 #
 # 1. What a job_submit policy adds to slurmctld's submission path. Three local clusters
 # side by side, state on tmpfs - no job_submit plugin, job_submit/lua with
@@ -30,10 +30,25 @@
 # machine's load). sbatch, munged and slurmctld share the machine's cores: the rate is what
 # they allow together, and the server-side figures say what the plugin itself costs.
 #
+# 4. (mode `domains` only, not part of the default run) The submission cost of accounting
+# domains. Three local clusters with accounting (slurmdbd + MariaDB each), partitions onprem
+# and cloud, TrackWCKey=yes, AccountingStorageEnforce=associations,limits,safe, and the
+# accounts proj and proj_cloud made with sacctmgr (the bench user in both, default account
+# proj): no job_submit plugin, mlpolicy with partition rules only, and mlpolicy with the same
+# rules plus an `accounting` section (cloud domain: account suffix _cloud, wckey,
+# admin_comment, allowed_accounts; onprem: wckey, admin_comment). Each gets DOM_JOBS held
+# jobs (half -p onprem, half -p cloud) in DOM_ROUNDS rotating rounds; each round is two
+# sdiag-reset batches per configuration, one with -A proj and one without -A (there the
+# plugin finds the default account in slurmctld's association manager). Medians, the
+# added times and the ratios to no plugin, per batch kind.
+#
 # Run as root on a quiet machine:
 #   ./scripts/bench-mlpolicy.sh [JOBS] [ROUNDS]   (default 2000 jobs in 4 rounds; then parts 2, 3)
 #   ./scripts/bench-mlpolicy.sh reload            (part 2 only)
 #   ./scripts/bench-mlpolicy.sh concurrent        (part 3 only)
+#   ./scripts/bench-mlpolicy.sh domains           (part 4 only; DOM_JOBS jobs per
+#                                                  configuration, default 3000, in DOM_ROUNDS
+#                                                  rounds, default 20; about 4 minutes on 2 cores)
 # On another release (builds in that release's CARGO_TARGET_DIR; test-release.sh clears the
 # environment, so knobs go through env inside it):
 #   flock /tmp/release-26.05.lock ./scripts/test-release.sh 26.05 -- \
@@ -45,7 +60,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 MODE=all
-case "${1:-}" in reload | concurrent) MODE=$1; shift ;; esac
+case "${1:-}" in reload | concurrent | domains) MODE=$1; shift ;; esac
 JOBS=${1:-2000}
 ROUNDS=${2:-4}
 PER=$((JOBS / ROUNDS))
@@ -56,6 +71,8 @@ CONC_SUBMITTERS=${CONC_SUBMITTERS:-8}
 CONC_USERS=${CONC_USERS:-4}
 CONC_JOBS=${CONC_JOBS:-25}
 CONC_ROUNDS=${CONC_ROUNDS:-21}
+DOM_JOBS=${DOM_JOBS:-3000}
+DOM_ROUNDS=${DOM_ROUNDS:-20}
 USER_NAME=mlbench
 [ "$(id -u)" -eq 0 ] || { echo "run as root (the local clusters start Slurm daemons)" >&2; exit 1; }
 # test-release.sh builds each release in its own target directory.
@@ -276,7 +293,148 @@ concurrent_submissions() {
   echo "  (sbatch, munged and slurmctld run on the same $(nproc) CPUs: the rate is bounded by them, not by slurmctld alone)"
 }
 
-if [ "$MODE" = reload ]; then
+# Part 4: accounting domains. The partition rules both mlpolicy clusters judge by.
+dom_rules='  "partitions": {
+    "onprem": { "kind": "cpu", "gpus_per_node": 0, "max_time": "7-00:00:00" },
+    "cloud": { "kind": "cpu", "gpus_per_node": 0, "max_time": "1-00:00:00" }
+  }'
+dom_sacctmgr() {  # config, then sacctmgr arguments
+  local name
+  name=$(awk -F= '$1 == "ClusterName" { print $2 }' "$work/$1/slurm.conf")
+  SLURM_CONF=$work/$1/slurm.conf sacctmgr -i "${@:2}" "cluster=$name" >/dev/null
+}
+# The job's "Account=... WCKey=... AdminComment=..." from scontrol, as the tags read.
+dom_tags() {
+  SLURM_CONF=$work/$1/slurm.conf scontrol show job "$2" |
+    awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(Account|WCKey|AdminComment)=/) printf "%s ", $i } END { print "" }'
+}
+dom_submit() {  # config, then sbatch arguments; prints the job id
+  SLURM_CONF=$work/$1/slurm.conf runuser -u "$USER_NAME" -- sbatch --parsable --hold -o /dev/null "${@:2}" --wrap true
+}
+# One sdiag-reset batch of n jobs on config c, alternating -p onprem and -p cloud; the
+# rest of the arguments go to every sbatch. Appends sdiag's ave_time to $work/c.kind.us.
+dom_batch() {
+  local c=$1 kind=$2 n=$3 i p
+  SLURM_CONF=$work/$c/slurm.conf sdiag -r >/dev/null
+  for ((i = 0; i < n; i++)); do
+    if ((i % 2)); then p=cloud; else p=onprem; fi
+    dom_submit "$c" -p "$p" "${@:4}" >/dev/null
+  done
+  sdiag_us "$c" ave_time >> "$work/$c.$kind.us"
+}
+domains_cost() {
+  local c j a tags per=$((DOM_JOBS / DOM_ROUNDS / 2)) r
+  ((per >= 2)) || { echo "DOM_JOBS must be at least 4 x DOM_ROUNDS" >&2; exit 2; }
+  printf '{\n%s\n}\n' "$dom_rules" > "$work/plain.json"
+  cat > "$work/domains.json" <<EOF
+{
+  "accounting": {
+    "span": "refuse",
+    "domains": {
+      "onprem": { "wckey": true, "admin_comment": true },
+      "cloud": {
+        "partitions": ["cloud"],
+        "account_suffix": "_cloud",
+        "wckey": true,
+        "admin_comment": true,
+        "allowed_accounts": ["proj"],
+        "contact": "hpc-help@example.org"
+      }
+    }
+  },
+$dom_rules
+}
+EOF
+  local conf=(--accounting --nodes 2
+    --conf "PartitionName=onprem Nodes=n[1-2] State=UP"
+    --conf "PartitionName=cloud Nodes=n[1-2] State=UP"
+    --conf "AccountingStorageEnforce=associations,limits,safe"
+    --conf "TrackWCKey=yes" --conf "MaxJobCount=$((DOM_JOBS + 1000))")
+  "$lc" start --dir "$work/dom-none" "${conf[@]}" >/dev/null
+  "$lc" start --dir "$work/dom-mlpolicy" "${conf[@]}" --job-submit "$plugin" \
+    --file "mlpolicy.json=$work/plain.json" >/dev/null
+  "$lc" start --dir "$work/dom-domains" "${conf[@]}" --job-submit "$plugin" \
+    --file "mlpolicy.json=$work/domains.json" >/dev/null
+  for c in dom-none dom-mlpolicy dom-domains; do
+    dom_sacctmgr "$c" add account proj,proj_cloud
+    dom_sacctmgr "$c" add user "$USER_NAME" account=proj,proj_cloud defaultaccount=proj
+  done
+  # slurmdbd pushes the associations to slurmctld asynchronously.
+  for c in dom-none dom-mlpolicy dom-domains; do
+    for ((r = 0; ; r++)); do
+      j=$(dom_submit "$c" -p onprem 2>/dev/null) && break
+      ((r < 60)) || { echo "error: $c never took the bench user's job (associations)" >&2; exit 1; }
+      sleep 0.5
+    done
+    SLURM_CONF=$work/$c/slurm.conf scancel "$j"
+  done
+  # Each configuration does what it claims before it is timed.
+  for c in dom-mlpolicy dom-domains; do
+    if dom_submit "$c" -p onprem -t 8-00:00:00 >/dev/null 2>&1; then
+      echo "error: $c accepted 8 days in partition onprem (max_time 7 days)" >&2; exit 1
+    fi
+  done
+  for a in "-A proj" ""; do
+    # shellcheck disable=SC2086 # $a: no argument, or -A and its value
+    j=$(dom_submit dom-domains -p cloud $a)
+    tags=$(dom_tags dom-domains "$j")
+    case "$tags" in
+      *Account=proj_cloud*WCKey=*cloud*AdminComment=*'"domain":"cloud"'*) ;;
+      *) echo "error: dom-domains did not tag a cloud job (${a:-no -A}): $tags" >&2; exit 1 ;;
+    esac
+    # shellcheck disable=SC2086
+    j=$(dom_submit dom-mlpolicy -p cloud $a)
+    tags=$(dom_tags dom-mlpolicy "$j")
+    case "$tags" in
+      *Account=proj\ *) ;;
+      *) echo "error: dom-mlpolicy changed a cloud job's account (${a:-no -A}): $tags" >&2; exit 1 ;;
+    esac
+  done
+  # One unmeasured batch each: page cache, slurmctld's first threads.
+  for c in dom-none dom-mlpolicy dom-domains; do
+    dom_batch "$c" warm "$per" -A proj
+  done
+
+  local version
+  version=$(SLURM_CONF=$work/dom-none/slurm.conf sinfo -V | awk '{ print $2 }')
+  echo "Slurm $version, $(nproc) CPUs; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  # The order of configurations rotates from round to round, so that drifting load on the
+  # machine falls on all three alike.
+  local order=(dom-none dom-mlpolicy dom-domains) i
+  for ((r = 0; r < DOM_ROUNDS; r++)); do
+    for ((i = 0; i < 3; i++)); do
+      c=${order[(r + i) % 3]}
+      dom_batch "$c" acct "$per" -A proj
+      dom_batch "$c" noacct "$per"
+    done
+  done
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "accounting clusters (slurmdbd + MariaDB), sbatch --hold, $((per * 2 * DOM_ROUNDS)) jobs per configuration"
+  echo "(half -p onprem, half -p cloud) in $DOM_ROUNDS rotating rounds of two batches of $per, with -A proj and"
+  echo "without -A; sdiag REQUEST_SUBMIT_BATCH_JOB ave_time, median of rounds (range):"
+  local kind label n m d rn rm rd
+  for kind in acct noacct; do
+    if [ "$kind" = acct ]; then label="-A proj"; else label="no -A (default account from assoc_mgr)"; fi
+    n=$(median < "$work/dom-none.$kind.us"); m=$(median < "$work/dom-mlpolicy.$kind.us"); d=$(median < "$work/dom-domains.$kind.us")
+    rn=$(spread < "$work/dom-none.$kind.us"); rm=$(spread < "$work/dom-mlpolicy.$kind.us"); rd=$(spread < "$work/dom-domains.$kind.us")
+    awk -v l="$label" -v a="$n" -v b="$m" -v c="$d" -v ra="$rn" -v rb="$rm" -v rc="$rd" 'BEGIN {
+      printf "  %s:\n", l
+      printf "    no plugin:                %6.0f us  (%s)\n", a, ra
+      printf "    mlpolicy, no accounting:  %6.0f us  (%s)  added %+.0f us\n", b, rb, b - a
+      printf "    mlpolicy with domains:    %6.0f us  (%s)  added %+.0f us\n", c, rc, c - a
+      printf "    ratios to no plugin: mlpolicy %.3f, mlpolicy with domains %.3f\n", b / a, c / a
+    }'
+    # Round r of each configuration is line r of its file: ratios within a round.
+    paste "$work/dom-none.$kind.us" "$work/dom-domains.$kind.us" | awk '{ printf "%.3f\n", $2 / $1 }' > "$work/dom-domains.$kind.ratio"
+    printf "    per round, domains / no plugin: median %.3f (%s)\n" \
+      "$(median < "$work/dom-domains.$kind.ratio")" "$(spread < "$work/dom-domains.$kind.ratio")"
+  done
+}
+
+if [ "$MODE" = domains ]; then
+  bench_clusters /dev/shm/bench-mlpolicy.XXXXXX dom-none dom-mlpolicy dom-domains
+  domains_cost
+elif [ "$MODE" = reload ]; then
   bench_clusters /dev/shm/bench-mlpolicy.XXXXXX old new
   reload_latency
 elif [ "$MODE" = concurrent ]; then
