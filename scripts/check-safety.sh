@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The safety lines the compiler holds only when the manifests say so, checked for CI:
 #  1. `unsafe` only where it belongs: the workspace forbids `unsafe_code`, every member
-#     inherits that except the four listed below, and `allow(unsafe_code)` appears only in
-#     the two modules of SysV calls (and the probe). Then a crate under the workspace's
+#     inherits that except the five listed below, and `allow(unsafe_code)` appears only in
+#     the two modules of SysV calls, ml-healthcheck's raw NVML fabric call (and the probe). Then a crate under the workspace's
 #     lints that writes `unsafe` (tests/tools/unsafe-probe) must fail to build.
 #  2. panic = "abort" is refused: slurm-plugin built with -C panic=abort must fail with its
 #     compile_error (the FFI guard needs unwinding).
@@ -29,10 +29,12 @@ OWN_LEVEL = {
     "plugins/slurm-plugin": "allow",      # the safe layer over Slurm's C API
     "helpers/ml-epilog": "deny",          # lifted in src/ipc_ctl.rs only
     "tests/tools/ipc-fixture": "deny",    # lifted in src/sysv.rs only
+    "helpers/ml-healthcheck": "deny",     # lifted in src/nvml_fabric.rs only
 }
 # Files outside the two FFI crates that may lift the lint.
 MAY_ALLOW = {
     "helpers/ml-epilog/src/ipc_ctl.rs",
+    "helpers/ml-healthcheck/src/nvml_fabric.rs",
     "tests/tools/ipc-fixture/src/sysv.rs",
     "tests/tools/unsafe-probe/src/lib.rs",  # the probe: it must fail to build with it
 }
@@ -72,7 +74,7 @@ if errors:
     print("\n".join(errors), file=sys.stderr)
     sys.exit(1)
 EOF
-echo "check-safety: unsafe_code: forbidden in every member but slurm-sys, slurm-plugin, ml-epilog, ipc-fixture"
+echo "check-safety: unsafe_code: forbidden in every member but slurm-sys, slurm-plugin, ml-epilog, ipc-fixture, ml-healthcheck (one module each for the last three)"
 
 # 1b. The probe: as built normally it is empty and builds; with an unsafe block it must
 # not build, nor with an allow(unsafe_code) on a module.

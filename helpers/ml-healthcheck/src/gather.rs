@@ -172,6 +172,7 @@ fn gpu(index: u32, d: &Device) -> Gpu {
             })
         })
         .collect();
+    let fabric = crate::nvml_fabric::fabric(d);
     let retired = |cause| opt(d.retired_pages(cause)).map(|v| v.len() as u64);
     Gpu {
         index,
@@ -201,12 +202,10 @@ fn gpu(index: u32, d: &Device) -> Gpu {
         pcie_width: opt(d.current_pcie_link_width()),
         pcie_width_max: opt(d.max_pcie_link_width()),
         nvlinks,
-        // nvml-wrapper 0.13 does not wrap nvmlDeviceGetGpuFabricInfo(V) (its
-        // unwrapped_functions.txt) and calling the raw binding takes `unsafe`, which this
-        // crate forbids: the fabric is judged from snapshots that carry it until a wrapper
-        // does.
-        fabric_state: None,
-        fabric_status: None,
+        // nvml-wrapper 0.13 does not wrap nvmlDeviceGetGpuFabricInfo: the raw binding,
+        // in the crate's one module allowed `unsafe`.
+        fabric_state: fabric.as_ref().map(|(s, _)| s.clone()),
+        fabric_status: fabric.and_then(|(_, st)| st),
         temperature_c: opt(d.temperature(TemperatureSensor::Gpu)),
         slowdown_temperature_c: opt(d.temperature_threshold(TemperatureThreshold::Slowdown)),
         throttle_reasons: opt(d.current_throttle_reasons())

@@ -19,6 +19,7 @@ pub mod kevents;
 pub mod kmsg;
 pub mod nccl;
 pub mod node;
+pub mod nvml_fabric;
 pub mod pci_aer;
 pub mod reason;
 pub mod repair;
