@@ -33,7 +33,7 @@ fn config_file() -> (String, String) {
 /// The tests' config in cluster directory `dir`, with `extra` keys.
 fn config_text(dir: &str, extra: &str) -> String {
     format!(
-        "{{\"expect_gpus\": 8, \"state_dir\": \"{dir}/mlhealth-state\", \"kmsg\": \"{dir}/kmsg\", \"killswitch\": \"{dir}/mlhealth.disable\", {extra}}}\n"
+        "{{\"expect_gpus\": 8, \"state_dir\": \"{dir}/mlhealth-state\", \"history_dir\": \"{dir}/mlhealth-history\", \"kmsg\": \"{dir}/kmsg\", \"killswitch\": \"{dir}/mlhealth.disable\", {extra}}}\n"
     )
 }
 
@@ -530,8 +530,10 @@ exit 0
 /// `actions.reboot = "reboot"`: a finding that needs a reboot (NVML's recovery action 2,
 /// node reboot, which wins over the tables) drains the node with the action in the reason
 /// and asks Slurm to reboot it (no `nextstate`, so the drain and our reason stay through
-/// the reboot); the rebooted node comes back drained, and the next health check whose
-/// checks pass resumes it.
+/// the reboot); the rebooted node comes back drained, and a check still failing after it
+/// turns the reason to `[replace]` (one reboot per check and 24 h, kept across boots);
+/// the next health check whose checks pass resumes it, and the same fault again within the
+/// day drains for new hardware without a second reboot.
 #[test]
 fn the_reboot_action_reboots_the_node_and_a_clean_check_resumes_it() {
     let d = tempfile::tempdir().unwrap();
@@ -592,25 +594,102 @@ fn the_reboot_action_reboots_the_node_and_a_clean_check_resumes_it() {
             && sinfo(&c, "n2") == ("drained".into(), reason.into())
             && c.log("slurmctld").contains("node n2 returned to service")
     });
-    // Still failing after the reboot: the reason follows, but no second reboot (one per
-    // drain; a person looks at a node a reboot did not mend).
+    // Still failing after the reboot: the reboot (remembered in history_dir) did not mend
+    // it, so the reason now says new hardware, and no second reboot (a person looks at a
+    // node a reboot did not mend).
     let out = ok(check(&c, "n2", &bad, &["--config", conf]));
+    let text = stdout(&out);
     assert!(
-        stdout(&out).ends_with("; drained: mlhealth: gpu2 recovery [reboot]\n"),
-        "{}",
-        stdout(&out)
+        text.contains(": NVML's GPU recovery action is 2: the driver asks for a reboot; rebooted for recovery 1 time(s) within 24 h already (the last "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("; drained: mlhealth: gpu2 recovery [replace]\n"),
+        "{text}"
+    );
+    assert_eq!(
+        sinfo(&c, "n2"),
+        ("drained".into(), "mlhealth: gpu2 recovery [replace]".into())
     );
     // Clean: our drain is lifted.
     let out = ok(check(&c, "n2", &good, &["--config", conf]));
     assert_eq!(
         stdout(&out),
-        "ml-healthcheck: n2: 8 GPUs checked, healthy; resumed (was drained: mlhealth: gpu2 recovery [reboot])\n"
+        "ml-healthcheck: n2: 8 GPUs checked, healthy; resumed (was drained: mlhealth: gpu2 recovery [replace])\n"
     );
     assert_eq!(sinfo(&c, "n2").0, "idle");
+    // The same fault again within reboot_window_hours (24): the reboot it had did not
+    // mend it, so it now needs new hardware; `actions.replace` is "drain": our plain
+    // drain says so, and no second reboot.
+    let out = ok(check(&c, "n2", &bad, &["--config", conf]));
+    let text = stdout(&out);
+    assert!(
+        text.contains(": NVML's GPU recovery action is 2: the driver asks for a reboot; rebooted for recovery 1 time(s) within 24 h already (the last "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("; drained: mlhealth: gpu2 recovery [replace]\n"),
+        "{text}"
+    );
+    assert_eq!(
+        sinfo(&c, "n2"),
+        ("drained".into(), "mlhealth: gpu2 recovery [replace]".into())
+    );
     assert_eq!(
         fs::read_to_string(c.dir().join("reboots")).unwrap(),
         "n2\n",
         "one reboot"
+    );
+}
+
+/// `actions.reboot: "hyperpod"`: HyperPod reboots a failed node and puts it back in
+/// service with a fresh state file (/run); the fault is still there. The reboot asked for
+/// is remembered across boots (`history_dir`), so the second failure asks HyperPod for a
+/// replacement, not another reboot.
+#[test]
+fn a_fault_hyperpod_s_reboot_did_not_mend_asks_for_replace() {
+    let c = start(Options::default());
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let conf = config_at(
+        &c,
+        "hyperpod-loop.json",
+        "\"breaker_max_percent\": 100, \"actions\": {\"reboot\": \"hyperpod\", \"replace\": \"hyperpod\"}",
+    );
+    let conf = conf.to_str().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.json");
+    write(
+        &bad,
+        &snapshot(|v| v["gpus"][2]["gpu_recovery_action"] = json!(2)),
+    );
+    let out = ok(check(&c, "n1", &bad, &["--config", conf]));
+    assert!(
+        stdout(&out).ends_with("handed to the platform for mlhealth: gpu2 recovery [reboot]: scontrol update NodeName=n1 State=FAIL Reason=Action:Reboot\n"),
+        "{}",
+        stdout(&out)
+    );
+    // HyperPod's reboot: a new boot (no state file) and the node back in service.
+    fs::remove_dir_all(c.dir().join("mlhealth-state")).unwrap();
+    ok(c.run("scontrol", ["update", "NodeName=n1", "State=RESUME"])
+        .unwrap());
+    wait_for_node(&c, "n1", "n1 back in service", || {
+        sinfo(&c, "n1").0 == "idle"
+    });
+    let out = ok(check(&c, "n1", &bad, &["--config", conf]));
+    let text = stdout(&out);
+    assert!(
+        text.contains("; rebooted for recovery 1 time(s) within 24 h already (the last "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("handed to the platform for mlhealth: gpu2 recovery [replace]: scontrol update NodeName=n1 State=FAIL Reason=Action:Replace\n"),
+        "{text}"
+    );
+    let shown = ok(c.run("scontrol", ["show", "node", "n1", "-o"]).unwrap());
+    assert!(
+        stdout(&shown).contains(" Reason=Action:Replace ["),
+        "{}",
+        stdout(&shown)
     );
 }
 

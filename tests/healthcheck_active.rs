@@ -95,7 +95,7 @@ fn config(c: &Cluster, name: &str, extra: &str) -> PathBuf {
     fs::write(
         &p,
         format!(
-            "{{\"expect_gpus\": 8, \"state_dir\": \"{d}/mlhealth-state\", \"kmsg\": \"{d}/kmsg\", \"killswitch\": \"{d}/mlhealth.disable\", \"breaker_max_percent\": 100, {extra}
+            "{{\"expect_gpus\": 8, \"state_dir\": \"{d}/mlhealth-state\", \"history_dir\": \"{d}/mlhealth-history\", \"kmsg\": \"{d}/kmsg\", \"killswitch\": \"{d}/mlhealth.disable\", \"breaker_max_percent\": 100, {extra}
               \"active\": {{\"partition\": \"mlhealth\", \"nodes\": \"n[1-3]\", \"results_dir\": \"{d}/active\",
                 \"suites\": [{{\"suite\": \"dcgm-diag\", \"level\": 2, \"command\": \"{}\", \"timeout_s\": 3}},
                              {{\"suite\": \"nccl\", \"gpus\": 8, \"command\": \"{}\", \"timeout_s\": 3}}],

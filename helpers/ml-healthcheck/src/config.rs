@@ -60,6 +60,10 @@ pub struct Config {
     /// Where the last run's position in the kernel log and the critical XIDs seen since
     /// boot are kept (tmpfs: a reboot forgets them, as it clears the GPUs' state).
     pub state_dir: PathBuf,
+    /// Where the reboots asked for are kept across boots (per node, root-only), to bound
+    /// them ([`crate::reboots`], `actions.reboot_limit`): a persistent directory, never
+    /// tmpfs. Used only when `actions.reboot` reboots.
+    pub history_dir: PathBuf,
     /// `scontrol`; unset: looked up on PATH, then in Slurm's usual places (slurmd runs the
     /// health check with no PATH).
     pub scontrol: Option<PathBuf>,
@@ -130,6 +134,7 @@ impl Default for Config {
             hw_throttle: true,
             kmsg: PathBuf::from("/dev/kmsg"),
             state_dir: PathBuf::from("/run/ml-healthcheck"),
+            history_dir: PathBuf::from("/var/lib/ml-healthcheck"),
             scontrol: None,
             mode: Enforcement::Enforce,
             killswitch: PathBuf::from(DEFAULT_KILLSWITCH),
@@ -194,6 +199,14 @@ impl Config {
                 "{origin}: fail_after.{}: the active checks count no runs (each run of `ml-healthcheck active` judges its suites afresh): remove it",
                 check.name()
             ));
+        }
+        if c.actions.reboot_limit == 0 || c.actions.reboot_window_hours == 0 {
+            return Err(format!(
+                "{origin}: actions.reboot_limit and actions.reboot_window_hours must be at least 1 (to reboot never, set actions.reboot to \"drain\")"
+            ));
+        }
+        if !c.history_dir.is_absolute() {
+            return Err(format!("{origin}: history_dir must be an absolute path"));
         }
         if c.deadline_ms == 0 || c.job_deadline_ms == 0 {
             return Err(format!(
@@ -309,6 +322,32 @@ mod tests {
                 format!("c: fail_after.{check}: the active checks count no runs (each run of `ml-healthcheck active` judges its suites afresh): remove it")
             );
         }
+        let c = Config::parse(
+            "{\"actions\": {\"reboot\": \"hyperpod\", \"reboot_limit\": 2, \"reboot_window_hours\": 6}, \"history_dir\": \"/var/lib/mlh\"}",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.actions.reboot_limit, c.actions.reboot_window_hours),
+            (2, 6)
+        );
+        assert_eq!(c.history_dir, PathBuf::from("/var/lib/mlh"));
+        assert_eq!(
+            Config::default().actions.reboot_bound(),
+            None,
+            "drain only: nothing to bound"
+        );
+        assert_eq!(
+            c.actions.reboot_bound(),
+            Some(crate::reboots::Limit {
+                limit: 2,
+                window_secs: 6 * 3600
+            })
+        );
+        let e = Config::parse("{\"actions\": {\"reboot_limit\": 0}}", "c").unwrap_err();
+        assert_eq!(e, "c: actions.reboot_limit and actions.reboot_window_hours must be at least 1 (to reboot never, set actions.reboot to \"drain\")");
+        let e = Config::parse("{\"history_dir\": \"var/lib\"}", "c").unwrap_err();
+        assert_eq!(e, "c: history_dir must be an absolute path");
         let e = Config::parse("{\"deadline_ms\": 0}", "c").unwrap_err();
         assert!(
             e.contains("deadline_ms and job_deadline_ms must be at least 1"),

@@ -22,6 +22,7 @@ pub mod node;
 pub mod nvml_fabric;
 pub mod pci_aer;
 pub mod reason;
+pub mod reboots;
 pub mod repair;
 pub mod report;
 pub mod run;

@@ -14,6 +14,10 @@
 //!   `scontrol update NodeName=N State=FAIL Reason=Action:Reboot` (or `Action:Replace`),
 //!   instead of our drain: HyperPod's agent then reboots or replaces the node and owns it
 //!   until it is back.
+//!
+//! Reboots are bounded across boots ([`crate::reboots`]): a finding of a check the node
+//! was rebooted for `actions.reboot_limit` times within `actions.reboot_window_hours`
+//! needs new hardware instead (`[replace]`), which `actions.replace` maps.
 
 use serde::Deserialize;
 
@@ -41,11 +45,37 @@ pub enum ReplaceBy {
 }
 
 /// The config's `actions` object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Actions {
     pub reboot: RebootBy,
     pub replace: ReplaceBy,
+    /// Reboots asked for one check of a node within `reboot_window_hours` before a finding
+    /// of that check needs new hardware instead ([`crate::reboots`]); kept across boots in
+    /// the config's `history_dir`.
+    pub reboot_limit: u32,
+    pub reboot_window_hours: u64,
+}
+
+impl Default for Actions {
+    fn default() -> Self {
+        Actions {
+            reboot: RebootBy::Drain,
+            replace: ReplaceBy::Drain,
+            reboot_limit: 1,
+            reboot_window_hours: 24,
+        }
+    }
+}
+
+impl Actions {
+    /// The bound on reboots, or `None` where nothing reboots (`reboot: "drain"`).
+    pub fn reboot_bound(&self) -> Option<crate::reboots::Limit> {
+        (self.reboot != RebootBy::Drain).then_some(crate::reboots::Limit {
+            limit: self.reboot_limit,
+            window_secs: self.reboot_window_hours.saturating_mul(3600),
+        })
+    }
 }
 
 /// What is done in Slurm besides (or instead of) our drain.
@@ -105,6 +135,12 @@ impl Step {
         }
     }
 
+    /// Whether the step reboots the node (ours, or HyperPod's `Action:Reboot`): what
+    /// [`crate::reboots`] counts.
+    pub fn reboots(&self) -> bool {
+        matches!(self, Step::Reboot | Step::Fail("Action:Reboot"))
+    }
+
     /// Whether our drain is still done first (a reboot), or the step replaces it.
     pub fn after_drain(&self) -> bool {
         matches!(self, Step::Reboot)
@@ -160,7 +196,11 @@ mod tests {
     #[test]
     fn each_mapping_gives_its_step() {
         let drain = node::Action::Drain("mlhealth: gpu2 xid79 [reboot]".into());
-        let site = |reboot, replace| Actions { reboot, replace };
+        let site = |reboot, replace| Actions {
+            reboot,
+            replace,
+            ..Actions::default()
+        };
         let default = Actions::default();
         assert_eq!(step(&default, &drain, Action::Reboot), None);
         assert_eq!(step(&default, &drain, Action::Replace), None);
@@ -204,6 +244,8 @@ mod tests {
         );
         assert_eq!(Step::Reboot.args("n3"), ["reboot", "n3"]);
         assert!(Step::Reboot.after_drain());
+        assert!(Step::Reboot.reboots() && Step::Fail("Action:Reboot").reboots());
+        assert!(!Step::Fail("Action:Replace").reboots());
         assert!(!Step::Fail("Action:Reboot").after_drain());
     }
 

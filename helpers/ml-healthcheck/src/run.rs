@@ -14,6 +14,7 @@ use crate::kevents::Event;
 use crate::kmsg;
 use crate::node::{self, Action, Scontrol};
 use crate::reason;
+use crate::reboots;
 use crate::repair;
 use crate::report::{self, Report};
 use crate::snapshot::Snapshot;
@@ -326,6 +327,20 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
         &ours,
         job.mode == Mode::HealthCheck,
     );
+    // A reboot for a check this node was rebooted for already (kept across boots) asks
+    // for new hardware instead: no reboot loop.
+    let bound = cfg.actions.reboot_bound();
+    let mut history = reboots::History::default();
+    if let Some(limit) = bound {
+        let (h, warn) = reboots::load(&cfg.history_dir, &job.node);
+        warnings.extend(warn);
+        history = h;
+        let ours = info
+            .as_ref()
+            .filter(|i| (i.drained() || i.failed()) && i.ours())
+            .and_then(|i| i.reason.as_deref());
+        reboots::escalate(&mut judgement.findings, &history, limit, now, ours);
+    }
     let mut fleet = None;
     let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());
     let is_report_only = report_only.is_some();
@@ -414,8 +429,22 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
             Some(s) if s.after_drain() => scontrol.step(&s.args(&job.node)),
             _ => Ok(()),
         });
-        if let Err(e) = done {
-            errors.push(e);
+        match done {
+            Ok(()) => {
+                if let (Some(s), Some(limit)) = (&step, bound) {
+                    if s.reboots() {
+                        let reason =
+                            evaluate::drain_reason(&judgement.findings).unwrap_or_default();
+                        history.record(now, limit.window_secs, &judgement.findings, &reason);
+                        if let Err(e) = reboots::save(&cfg.history_dir, &job.node, &history) {
+                            errors.push(format!(
+                                "cannot keep the reboot history (the next reboot is not bounded): {e}"
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(e) => errors.push(e),
         }
         if let Err(e) = state::save(&cfg.state_dir, &state_file, &st) {
             errors.push(format!("cannot keep the state: {e}"));
