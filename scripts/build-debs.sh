@@ -99,14 +99,29 @@ man_page() {  # PROGRAM-PATH NAME SECTION PACKAGE
   printf '.fi\n'
 }
 
+# The build artifacts a package installs, as crate-licences.py takes them: ARTIFACT=DEST.
+package_artifacts() {  # PACKAGE
+  local p src dest
+  while read -r p src dest; do
+    [ "$p" = "$1" ] || continue
+    case "$src" in target:*) echo "${src#target:}=$(dest_path "$dest" "$plugindir")" ;; esac
+  done < <(manifest_entries)
+}
+
+# DEP-5. The crates the package's programs statically link follow our paragraph, each with
+# its copyright notices and licence texts (MIT, BSD and ISC want them in binary
+# distributions too): packaging/crate-licences.py.
 copyright() {  # PACKAGE
+  local crates artifacts
+  mapfile -t artifacts < <(package_artifacts "$1")
+  crates=$(cargo metadata --format-version 1 --filter-platform "$(rustc -vV | awk '/^host:/ { print $2 }')" |
+    python3 packaging/crate-licences.py "${artifacts[@]}") || die "$1: the crates' licences"
   cat <<EOF
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: slurm-ml
-Comment: Built against Slurm $release. The programs statically link these Rust crates
- (name, version, licence as each crate declares it):
-$(cargo metadata --format-version 1 --filter-platform "$(rustc -vV | awk '/^host:/ { print $2 }')" 2>/dev/null |
-  python3 packaging/crate-licences.py "${PACKAGED_CRATES[@]}" | sed 's/^/ /')
+Comment: Built against Slurm $release. The programs statically link the Rust crates
+ of the vendor/NAME-VERSION/* paragraphs below (crate NAME, version VERSION, from
+ crates.io), each with its copyright notices and licence texts.
 
 Files: *
 Copyright: $(date -u -d "@$epoch" +%Y) The slurm-ml authors
@@ -114,6 +129,7 @@ License: Apache-2.0
  On Debian systems, the full text of the Apache License, Version 2.0 can be found in
  /usr/share/common-licenses/Apache-2.0.
 EOF
+  [ -z "$crates" ] || printf '\n%s\n' "$crates"
 }
 
 changelog() {  # PACKAGE
