@@ -15,7 +15,6 @@
 //! Kept per node name in `history_dir` (`/var/lib/ml-healthcheck`: it must outlive a
 //! reboot), root-only, written atomically like the state file.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -156,26 +155,13 @@ pub fn load(dir: &Path, node: &str) -> (History, Option<String>) {
 /// Writes the history atomically into `dir`, created root-only when missing; refuses a
 /// directory that is not root's or is a link.
 pub fn save(dir: &Path, node: &str, history: &History) -> Result<(), String> {
-    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
-    if std::fs::symlink_metadata(dir).is_err() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io)?;
-    }
-    let meta = std::fs::symlink_metadata(dir).map_err(io)?;
-    if !meta.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
-    }
-    trusted_config::check(meta.uid(), meta.mode(), dir)?;
-    let text = serde_json::to_string(history).map_err(|e| e.to_string())?;
-    trusted_config::write_atomically(&crate::state::path(dir, node), text.as_bytes(), 0o600)
+    crate::state::save_json(dir, &crate::state::path(dir, node), history)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     const DAY: Limit = Limit {
         limit: 1,

@@ -98,8 +98,14 @@ pub fn load(file: &Path, boot: &str) -> (State, Option<String>) {
 /// Writes the state atomically (a new file renamed over the old one) into `dir`, created
 /// root-only when missing; refuses a directory that is not root's.
 pub fn save(dir: &Path, file: &Path, state: &State) -> Result<(), String> {
+    save_json(dir, file, state)
+}
+
+/// Writes `value` as JSON atomically into `file` inside `dir`, created root-only when
+/// missing; refuses a directory that is not root's or is a link.
+pub fn save_json<T: Serialize>(dir: &Path, file: &Path, value: &T) -> Result<(), String> {
     let io = |e: std::io::Error| format!("{}: {e}", dir.display());
-    if !dir.exists() {
+    if std::fs::symlink_metadata(dir).is_err() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -111,7 +117,7 @@ pub fn save(dir: &Path, file: &Path, state: &State) -> Result<(), String> {
         return Err(format!("{} is not a directory", dir.display()));
     }
     trusted_config::check(meta.uid(), meta.mode(), dir)?;
-    let text = serde_json::to_string(state).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
     trusted_config::write_atomically(file, text.as_bytes(), 0o600)
 }
 
