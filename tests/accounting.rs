@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use local_cluster::{ensure_user, Options};
 
@@ -33,33 +31,16 @@ fn sacct_lists_a_finished_job() {
     assert_eq!(c.wait_job(job, JOB_TIMEOUT).unwrap(), "COMPLETED");
     // slurmctld sends job records to slurmdbd asynchronously; for a moment the row can
     // exist with placeholder values ("allocation", root), so wait for the full record.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let line = loop {
-        let out = ok(c
-            .run(
-                "sacct",
-                [
-                    "-n",
-                    "-X",
-                    "-P",
-                    "-j",
-                    &job.to_string(),
-                    "-o",
-                    "JobID,JobName,User,State,NNodes,AllocTRES",
-                ],
-            )
-            .unwrap());
-        let text = stdout(&out);
-        if text.contains("|acct-smoke|") && text.contains("|COMPLETED|") {
-            break text.trim().to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sacct never showed job {job} completed; last output: {text:?}\nslurmdbd log:\n{}",
-            c.log("slurmdbd")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let line = sacct_until(
+        &c,
+        job,
+        "JobID,JobName,User,State,NNodes,AllocTRES",
+        "completed",
+        |text| {
+            (text.contains("|acct-smoke|") && text.contains("|COMPLETED|"))
+                .then(|| text.to_string())
+        },
+    );
     let fields: Vec<&str> = line.split('|').collect();
     assert_eq!(
         &fields[..5],

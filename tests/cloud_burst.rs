@@ -239,36 +239,15 @@ fn watch_cloud_node(
 
 /// `sacct -X -P` fields of one job, once slurmdbd has its final record.
 fn sacct_job(c: &Cluster, job: u32, fields: &str) -> Vec<String> {
-    let mut last = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let out = ok(c
-            .run(
-                "sacct",
-                [
-                    "-n",
-                    "-X",
-                    "-P",
-                    "-j",
-                    &job.to_string(),
-                    "-o",
-                    &format!("State,{fields}"),
-                ],
-            )
-            .unwrap());
-        last = stdout(&out).trim().to_string();
+    sacct_until(c, job, &format!("State,{fields}"), "COMPLETED", |text| {
         // A record can be COMPLETED for a moment before it has every field (an empty
         // Partition): wait for the full one.
-        let full = last
+        let rest = text
             .strip_prefix("COMPLETED|")
-            .filter(|rest| rest.split('|').all(|f| !f.is_empty()));
-        if let Some(rest) = full {
-            println!("$ sacct -X -P -j {job} -o {fields}\n{rest}");
-            return rest.split('|').map(str::to_string).collect();
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("sacct never showed job {job} COMPLETED: {last:?}");
+            .filter(|rest| rest.split('|').all(|f| !f.is_empty()))?;
+        println!("$ sacct -X -P -j {job} -o {fields}\n{rest}");
+        Some(rest.split('|').map(str::to_string).collect())
+    })
 }
 
 /// The shadow account's `GrpTRESMins` as slurmctld counts it: (limit, minutes used), from

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use local_cluster::{cargo_artifact, ensure_user, Cluster, Options, User};
@@ -128,38 +128,19 @@ fn sacct_tags(c: &Cluster, job: u32) -> String {
 }
 
 fn sacct_record(c: &Cluster, job: u32, tagged: bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = ok(c
-            .run(
-                "sacct",
-                [
-                    "-n",
-                    "-X",
-                    "-P",
-                    "-j",
-                    &job.to_string(),
-                    "-o",
-                    "State,Partition,Account,WCKey,AdminComment",
-                ],
-            )
-            .unwrap());
-        let text = stdout(&out);
-        // The row can exist for a moment before its full record (no partition yet).
-        if let Some(rest) = text.trim().strip_prefix("COMPLETED|") {
+    sacct_until(
+        c,
+        job,
+        "State,Partition,Account,WCKey,AdminComment",
+        "completed and tagged",
+        |text| {
+            // The row can exist for a moment before its full record (no partition yet).
+            let rest = text.strip_prefix("COMPLETED|")?;
             let complete = !rest.starts_with('|');
             let commented = !rest.ends_with('|');
-            if complete && (commented || !tagged) {
-                return rest.to_string();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sacct never showed job {job} completed and tagged; last output: {text:?}\nslurmdbd log:\n{}",
-            c.log("slurmdbd")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+            (complete && (commented || !tagged)).then(|| rest.to_string())
+        },
+    )
 }
 
 /// `program args` as `user` fails, and its stderr has `line`.

@@ -58,6 +58,38 @@ pub fn wait_for(
     assert!(cond(), "{what}: not within {timeout:?}; {}", diagnostics());
 }
 
+/// Polls `sacct -n -X -P -j JOB -o FIELDS` (trimmed) every half second until `accept`
+/// takes it: slurmctld sends job records to slurmdbd asynchronously, and for a moment a
+/// row can exist with placeholder or empty values. After 60 s, panics with `what`, the
+/// last output and slurmdbd's log.
+pub fn sacct_until<T>(
+    c: &Cluster,
+    job: u32,
+    fields: &str,
+    what: &str,
+    mut accept: impl FnMut(&str) -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = ok(c
+            .run(
+                "sacct",
+                ["-n", "-X", "-P", "-j", &job.to_string(), "-o", fields],
+            )
+            .unwrap());
+        let text = stdout(&out).trim().to_string();
+        if let Some(v) = accept(&text) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sacct never showed job {job} {what}; last output: {text:?}\nslurmdbd log:\n{}",
+            c.log("slurmdbd")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// A job's `NumNodes` as one count where min and max agree (24.11 shows `1-1`, 22.05 `1`).
 pub fn node_count(c: &Cluster, job: u32) -> Option<String> {
     let n = c.job_field(job, "NumNodes").unwrap()?;
