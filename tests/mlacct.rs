@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -53,6 +53,18 @@ fn cluster() -> Cluster {
         extra_files: vec![("mlpolicy.json".into(), POLICY.into())],
         ..Options::default()
     })
+}
+
+/// The cluster with mlacct installed, and alice and bob in their accounts.
+fn setup() -> (Cluster, PathBuf, User, User) {
+    let c = cluster();
+    let tool = c
+        .install_tool(&cargo_artifact("mlacct").unwrap_or_else(|e| panic!("{e}")))
+        .unwrap();
+    let alice = ensure_user("mlacct-alice").unwrap();
+    let bob = ensure_user("mlacct-bob").unwrap();
+    accounts(&c, &alice, &bob);
+    (c, tool, alice, bob)
 }
 
 fn sacctmgr(c: &Cluster, args: &[&str]) {
@@ -321,13 +333,7 @@ fn stop_daemon(c: &Cluster, daemon: &str) {
 
 #[test]
 fn mlacct_totals_equal_sacct_and_budgets_equal_sshare() {
-    let c = cluster();
-    let tool = c
-        .install_tool(&cargo_artifact("mlacct").unwrap_or_else(|e| panic!("{e}")))
-        .unwrap();
-    let alice = ensure_user("mlacct-alice").unwrap();
-    let bob = ensure_user("mlacct-bob").unwrap();
-    accounts(&c, &alice, &bob);
+    let (c, tool, alice, bob) = setup();
 
     // A job that runs across the period's start.
     let crossing = submit(
@@ -602,13 +608,7 @@ fn unreachable_daemons(c: &Cluster, tool: &Path) {
 /// run, ended by `scontrol requeue` while the job pends again.
 #[test]
 fn a_requeued_job_counts_every_run() {
-    let c = cluster();
-    let tool = c
-        .install_tool(&cargo_artifact("mlacct").unwrap_or_else(|e| panic!("{e}")))
-        .unwrap();
-    let alice = ensure_user("mlacct-alice").unwrap();
-    let bob = ensure_user("mlacct-bob").unwrap();
-    accounts(&c, &alice, &bob);
+    let (c, tool, _alice, bob) = setup();
     let since = now_text();
     std::thread::sleep(Duration::from_secs(1));
     let job = submit(
