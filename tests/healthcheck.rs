@@ -59,6 +59,21 @@ fn write(path: &Path, v: &Value) {
     fs::write(path, v.to_string()).unwrap();
 }
 
+/// A cluster of the default options, its kernel log empty.
+fn start_without_kmsg() -> Cluster {
+    let c = start(Options::default());
+    fs::write(c.dir().join("kmsg"), "").unwrap();
+    c
+}
+
+/// `dir/good.json`, the healthy snapshot, and `dir/bad.json`, it with one change.
+fn good_and_bad(dir: &Path, change: impl FnOnce(&mut Value)) -> (PathBuf, PathBuf) {
+    let (good, bad) = (dir.join("good.json"), dir.join("bad.json"));
+    write(&good, &healthy());
+    write(&bad, &snapshot(change));
+    (good, bad)
+}
+
 /// `sinfo`'s state and reason for a node, as an admin reads them.
 fn sinfo(c: &Cluster, node: &str) -> (String, String) {
     let out = ok(c
@@ -116,13 +131,9 @@ fn drains_with_its_prefix_keeps_an_admins_drain_and_resumes_its_own() {
     });
     fs::write(c.dir().join("kmsg"), "").unwrap();
     let d = tempfile::tempdir().unwrap();
-    let good = d.path().join("good.json");
-    let bad = d.path().join("bad.json");
-    write(&good, &healthy());
-    write(
-        &bad,
-        &snapshot(|v| v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)),
-    );
+    let (good, bad) = good_and_bad(d.path(), |v| {
+        v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)
+    });
 
     // A bad GPU drains the node, with a reason that says which GPU and why.
     let out = ok(check(&c, "n2", &bad, &[]));
@@ -340,8 +351,7 @@ fn check_waiting(c: &Cluster, node: &str, snap: &Path, extra: &[&str]) -> std::p
 /// is not lifted by a run that could not check.
 #[test]
 fn a_stuck_gpu_source_is_unknown_at_the_deadline_and_neither_drains_nor_resumes() {
-    let c = start(Options::default());
-    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let c = start_without_kmsg();
     let d = tempfile::tempdir().unwrap();
     let stuck = d.path().join("stuck.json");
     let sysfs = c.dir().join("sysfs");
@@ -436,8 +446,7 @@ fn a_stuck_gpu_source_is_unknown_at_the_deadline_and_neither_drains_nor_resumes(
 /// is a warning, and a passing run starts the count again.
 #[test]
 fn fail_after_drains_only_on_the_nth_failing_run_in_a_row() {
-    let c = start(Options::default());
-    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let c = start_without_kmsg();
     let conf = config_at(
         &c,
         "fail-after.json",
@@ -445,12 +454,9 @@ fn fail_after_drains_only_on_the_nth_failing_run_in_a_row() {
     );
     let conf = conf.to_str().unwrap();
     let d = tempfile::tempdir().unwrap();
-    let (good, down) = (d.path().join("good.json"), d.path().join("down.json"));
-    write(&good, &healthy());
-    write(
-        &down,
-        &snapshot(|v| v["gpus"][7]["nvlinks"][4]["active"] = json!(false)),
-    );
+    let (good, down) = good_and_bad(d.path(), |v| {
+        v["gpus"][7]["nvlinks"][4]["active"] = json!(false)
+    });
     let warn = "ml-healthcheck: n3: WARN gpu7 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000007, 00000000:DB:00.0): NVLink 4 is inactive (failing run 1 of the 2 it takes to drain: fail_after)\n\
                 ml-healthcheck: n3: 8 GPUs checked, healthy, 1 warnings\n";
     // One failing run: a warning, the node stays up.
@@ -552,12 +558,7 @@ fn the_reboot_action_reboots_the_node_and_a_clean_check_resumes_it() {
         "\"breaker_max_percent\": 100, \"actions\": {\"reboot\": \"reboot\"}",
     );
     let conf = conf.to_str().unwrap();
-    let (good, bad) = (d.path().join("good.json"), d.path().join("bad.json"));
-    write(&good, &healthy());
-    write(
-        &bad,
-        &snapshot(|v| v["gpus"][2]["gpu_recovery_action"] = json!(2)),
-    );
+    let (good, bad) = good_and_bad(d.path(), |v| v["gpus"][2]["gpu_recovery_action"] = json!(2));
 
     // Report mode holds the reboot with the drain: nothing is done in Slurm.
     let report = config_at(
@@ -648,8 +649,7 @@ fn the_reboot_action_reboots_the_node_and_a_clean_check_resumes_it() {
 /// replacement, not another reboot.
 #[test]
 fn a_fault_hyperpod_s_reboot_did_not_mend_asks_for_replace() {
-    let c = start(Options::default());
-    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let c = start_without_kmsg();
     let conf = config_at(
         &c,
         "hyperpod-loop.json",
@@ -698,8 +698,7 @@ fn a_fault_hyperpod_s_reboot_did_not_mend_asks_for_replace() {
 /// and the circuit breaker counts it.
 #[test]
 fn the_hyperpod_action_fails_the_node_with_its_reason_and_leaves_it_to_hyperpod() {
-    let c = start(Options::default());
-    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let c = start_without_kmsg();
     let conf = config_at(
         &c,
         "hyperpod.json",
@@ -707,12 +706,9 @@ fn the_hyperpod_action_fails_the_node_with_its_reason_and_leaves_it_to_hyperpod(
     );
     let conf = conf.to_str().unwrap();
     let d = tempfile::tempdir().unwrap();
-    let (good, bad) = (d.path().join("good.json"), d.path().join("bad.json"));
-    write(&good, &healthy());
-    write(
-        &bad,
-        &snapshot(|v| v["gpus"][3]["remapped_rows_failure"] = json!(true)),
-    );
+    let (good, bad) = good_and_bad(d.path(), |v| {
+        v["gpus"][3]["remapped_rows_failure"] = json!(true)
+    });
     let prom = d.path().join("prom");
     fs::create_dir(&prom).unwrap();
     let out = ok(check(
@@ -768,16 +764,12 @@ fn the_hyperpod_action_fails_the_node_with_its_reason_and_leaves_it_to_hyperpod(
 /// holds a resume.
 #[test]
 fn the_circuit_breaker_holds_the_drain_of_the_third_of_three_nodes() {
-    let c = start(Options::default());
-    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let c = start_without_kmsg();
     let conf = config_at(&c, "breaker.json", "\"breaker_max_percent\": 67");
     let d = tempfile::tempdir().unwrap();
-    let (good, bad) = (d.path().join("good.json"), d.path().join("bad.json"));
-    write(&good, &healthy());
-    write(
-        &bad,
-        &snapshot(|v| v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)),
-    );
+    let (good, bad) = good_and_bad(d.path(), |v| {
+        v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)
+    });
     let prom = d.path().join("prom");
     fs::create_dir(&prom).unwrap();
     let args = [
@@ -834,17 +826,13 @@ fn the_circuit_breaker_holds_the_drain_of_the_third_of_three_nodes() {
 /// Slurm (state and reason), neither a drain nor a resume.
 #[test]
 fn report_mode_and_the_killswitch_change_nothing_in_slurm() {
-    let c = start(Options::default());
-    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let c = start_without_kmsg();
     let report = config_at(&c, "report.json", "\"mode\": \"report\"");
     let enforce = config_at(&c, "enforce.json", "\"breaker_max_percent\": 100");
     let d = tempfile::tempdir().unwrap();
-    let (good, bad) = (d.path().join("good.json"), d.path().join("bad.json"));
-    write(&good, &healthy());
-    write(
-        &bad,
-        &snapshot(|v| v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)),
-    );
+    let (good, bad) = good_and_bad(d.path(), |v| {
+        v["gpus"][1]["ecc_volatile_uncorrected"] = json!(2)
+    });
     let finding = "ml-healthcheck: n1: DRAIN gpu1 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000001, 00000000:2A:00.0): 2 uncorrectable ECC errors since the last driver load\n";
     let drains = "8 GPUs checked, 1 problem that drains the node";
     let reason = "mlhealth: gpu1 ecc uncorrectable=2 [reset-gpu]";
@@ -1282,8 +1270,7 @@ fn ib_sysfs(root: &Path, hcas: usize) {
 /// reason, and the health check resumes the node once the tree is clean again.
 #[test]
 fn a_down_infiniband_port_drains_the_node_and_a_clean_tree_resumes_it() {
-    let c = start(Options::default());
-    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let c = start_without_kmsg();
     let sysfs = c.dir().join("sysfs");
     ib_sysfs(&sysfs, 4);
     let conf = config_at(
@@ -1336,8 +1323,7 @@ fn a_down_infiniband_port_drains_the_node_and_a_clean_tree_resumes_it() {
 /// and say the breaker held it.
 #[test]
 fn runs_that_start_together_drain_no_more_nodes_than_the_breaker_allows() {
-    let c = start(Options::default());
-    fs::write(c.dir().join("kmsg"), "").unwrap();
+    let c = start_without_kmsg();
     let conf = config_at(&c, "breaker.json", "\"breaker_max_nodes\": 1");
     let d = tempfile::tempdir().unwrap();
     let bad = d.path().join("bad.json");
