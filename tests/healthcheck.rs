@@ -74,18 +74,6 @@ fn good_and_bad(dir: &Path, change: impl FnOnce(&mut Value)) -> (PathBuf, PathBu
     (good, bad)
 }
 
-/// `sinfo`'s state and reason for a node, as an admin reads them.
-fn sinfo(c: &Cluster, node: &str) -> (String, String) {
-    let out = ok(c
-        .run("sinfo", ["-h", "-N", "-n", node, "-o", "%T|%E"])
-        .unwrap());
-    let text = stdout(&out);
-    let line = text.lines().next().unwrap_or("").to_string();
-    let (state, reason) = line.split_once('|').unwrap_or((&line, ""));
-    // A resumed node shows `idle*` (not responding) until slurmctld's next ping.
-    (state.trim_end_matches('*').to_string(), reason.to_string())
-}
-
 /// Waits for a node's state; the failure shows sinfo and the node's and slurmctld's logs.
 fn wait_for_node(c: &Cluster, node: &str, what: &str, cond: impl FnMut() -> bool) {
     wait_for(what, Duration::from_secs(60), cond, || {

@@ -23,17 +23,6 @@ fn bin() -> PathBuf {
     cargo_artifact("ml-healthcheck").unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// `sinfo`'s state and reason for a node.
-fn sinfo(c: &Cluster, node: &str) -> (String, String) {
-    let out = ok(c
-        .run("sinfo", ["-h", "-N", "-n", node, "-o", "%T|%E"])
-        .unwrap());
-    let text = stdout(&out);
-    let line = text.lines().next().unwrap_or("").to_string();
-    let (state, reason) = line.split_once('|').unwrap_or((&line, ""));
-    (state.trim_end_matches('*').to_string(), reason.to_string())
-}
-
 /// The stand-in for `dcgmi` or `all_reduce_perf`: it does what `fake/<tool>-<node>` says
 /// (pass, fail, slow, crash, hang; pass when absent), printing the fixtures' captured
 /// output. `SLURMD_NODENAME` names the node the job runs on.

@@ -90,6 +90,18 @@ pub fn sacct_until<T>(
     }
 }
 
+/// `sinfo`'s state and reason for a node, as an admin reads them.
+pub fn sinfo(c: &Cluster, node: &str) -> (String, String) {
+    let out = ok(c
+        .run("sinfo", ["-h", "-N", "-n", node, "-o", "%T|%E"])
+        .unwrap());
+    let text = stdout(&out);
+    let line = text.lines().next().unwrap_or("").to_string();
+    let (state, reason) = line.split_once('|').unwrap_or((&line, ""));
+    // A resumed node shows `idle*` (not responding) until slurmctld's next ping.
+    (state.trim_end_matches('*').to_string(), reason.to_string())
+}
+
 /// A job's `NumNodes` as one count where min and max agree (24.11 shows `1-1`, 22.05 `1`).
 pub fn node_count(c: &Cluster, job: u32) -> Option<String> {
     let n = c.job_field(job, "NumNodes").unwrap()?;
