@@ -74,6 +74,13 @@ fn good_and_bad(dir: &Path, change: impl FnOnce(&mut Value)) -> (PathBuf, PathBu
     (good, bad)
 }
 
+/// `scontrol show node NODE -o`: the node on one line.
+fn show_node(c: &Cluster, node: &str) -> String {
+    stdout(&ok(c
+        .run("scontrol", ["show", "node", node, "-o"])
+        .unwrap()))
+}
+
 /// Waits for a node's state; the failure shows sinfo and the node's and slurmctld's logs.
 fn wait_for_node(c: &Cluster, node: &str, what: &str, cond: impl FnMut() -> bool) {
     wait_for(what, Duration::from_secs(60), cond, || {
@@ -673,12 +680,8 @@ fn a_fault_hyperpod_s_reboot_did_not_mend_asks_for_replace() {
         text.ends_with("handed to the platform for mlhealth: gpu2 recovery [replace]: scontrol update NodeName=n1 State=FAIL Reason=Action:Replace\n"),
         "{text}"
     );
-    let shown = ok(c.run("scontrol", ["show", "node", "n1", "-o"]).unwrap());
-    assert!(
-        stdout(&shown).contains(" Reason=Action:Replace ["),
-        "{}",
-        stdout(&shown)
-    );
+    let shown = show_node(&c, "n1");
+    assert!(shown.contains(" Reason=Action:Replace ["), "{shown}");
 }
 
 /// `actions: hyperpod`: a finding that needs new hardware (a failed row remap) fails the
@@ -710,8 +713,7 @@ fn the_hyperpod_action_fails_the_node_with_its_reason_and_leaves_it_to_hyperpod(
         "ml-healthcheck: n1: DRAIN gpu3 (GPU-5c1e0f2a-8d3b-4f6e-9a7c-000000000003, 00000000:5D:00.0): row remapping failed: replace the GPU\n\
          ml-healthcheck: n1: 8 GPUs checked, 1 problem that drains the node; handed to the platform for mlhealth: gpu3 row remap failed [replace]: scontrol update NodeName=n1 State=FAIL Reason=Action:Replace\n"
     );
-    let shown = ok(c.run("scontrol", ["show", "node", "n1", "-o"]).unwrap());
-    let shown = stdout(&shown);
+    let shown = show_node(&c, "n1");
     assert!(shown.contains(" Reason=Action:Replace ["), "{shown}");
     assert!(
         shown.split_whitespace().any(|w| w
@@ -739,12 +741,8 @@ fn the_hyperpod_action_fails_the_node_with_its_reason_and_leaves_it_to_hyperpod(
             stdout(&out)
         );
     }
-    let shown = ok(c.run("scontrol", ["show", "node", "n1", "-o"]).unwrap());
-    assert!(
-        stdout(&shown).contains(" Reason=Action:Replace ["),
-        "{}",
-        stdout(&shown)
-    );
+    let shown = show_node(&c, "n1");
+    assert!(shown.contains(" Reason=Action:Replace ["), "{shown}");
 }
 
 /// Fleet safety: with 3 of 3 nodes failing, the breaker (at most 67% of 3 nodes: 2) lets
