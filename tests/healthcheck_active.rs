@@ -349,7 +349,10 @@ fn a_retest_left_by_a_killed_run_is_drained_again_and_retested() {
     .unwrap());
     ok(c.run("scontrol", ["update", "NodeName=n1", "State=RESUME"])
         .unwrap());
-    assert_eq!(sinfo(&c, "n1").1, "none");
+    // Resumed: idle (24.11 keeps the old reason of a resumed node without accounting
+    // storage: clusteracct_storage_g_node_up returns before clearing it; 22.05 and 26.05
+    // clear it). What counts is that the node is no longer drained.
+    assert_eq!(sinfo(&c, "n1").0, "idle");
 
     // Still failing: drained again, retested, kept drained with the finding.
     let out = ok(active(&c, &conf, &[]));
