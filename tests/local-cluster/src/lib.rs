@@ -773,12 +773,30 @@ impl Cluster {
                 self.daemon_failure("slurmdbd did not start listening", &["slurmdbd", "mariadb"])
             );
         }
-        // Register the cluster before slurmctld first talks to slurmdbd.
-        let out = self.run(
-            "sacctmgr",
-            ["-i", "add", "cluster", self.inputs.cluster_name.as_str()],
-        )?;
-        if !out.status.success() {
+        // Register the cluster before slurmctld first talks to slurmdbd. A slurmdbd that
+        // is still creating its tables on a loaded machine can miss the first connection
+        // ("No response to persist_init"): try a few times.
+        let add = || {
+            self.run(
+                "sacctmgr",
+                ["-i", "add", "cluster", self.inputs.cluster_name.as_str()],
+            )
+        };
+        let mut out = add()?;
+        for _ in 0..4 {
+            if out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("persist") {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(3));
+            out = add()?;
+        }
+        // A retry after a first try that did reach slurmdbd finds the cluster there.
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() && !text.contains("Nothing new added") {
             return Err(self.daemon_failure(
                 &format!(
                     "sacctmgr add cluster failed: {}",
