@@ -18,8 +18,8 @@ shift || true
 custom=()
 if [ "${1:-}" = "--" ]; then shift; custom=("$@"); fi
 case "$release" in
-  24.11) suite=trixie ;;
-  26.05) suite=sid ;;
+  24.11) suite=trixie; ports=25000-28999 ;;
+  26.05) suite=sid; ports=29000-32767 ;;
   *) echo "usage: ./scripts/test-release.sh 24.11|26.05   (the release the host has is tested by ./scripts/test.sh)" >&2; exit 2 ;;
 esac
 [ "$(id -u)" -eq 0 ] || { echo "error: run as root (debootstrap, chroot, Slurm daemons)" >&2; exit 1; }
@@ -86,6 +86,7 @@ in_root() {
   chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 CI="${CI:-}" \
     PATH=/opt/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     RUSTUP_HOME=/opt/rustup CARGO_HOME=/opt/cargo CARGO_TARGET_DIR="/project/target/slurm-$release" \
+    LOCAL_CLUSTER_PORTS="$ports" \
     "${pip_env[@]}" "$@"
 }
 if [ "${#custom[@]}" -gt 0 ]; then
@@ -110,6 +111,6 @@ in_root env RELEASE="$release" SUITE="$suite" bash -euo pipefail -c '
     esac
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build --workspace
-    cargo test --workspace
+    ./scripts/cargo-test.sh
     ./scripts/test-packages.sh
   '

@@ -8,6 +8,7 @@
 //! processes under it.
 
 pub mod conf;
+mod ports;
 mod procs;
 pub mod users;
 
@@ -204,21 +205,6 @@ fn hostname() -> Result<String> {
         .to_string())
 }
 
-/// Picks `n` distinct free TCP ports on 127.0.0.1 (all held until all are chosen).
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let mut held = Vec::new();
-    for _ in 0..n {
-        let l = io(
-            "bind a free port",
-            std::net::TcpListener::bind("127.0.0.1:0"),
-        )?;
-        held.push(l);
-    }
-    held.iter()
-        .map(|l| io("read a bound port", l.local_addr()).map(|a| a.port()))
-        .collect()
-}
-
 fn find_program(name: &str) -> Result<PathBuf> {
     for dir in [
         "/usr/sbin",
@@ -349,7 +335,7 @@ impl Cluster {
         mkdir(&dir.join("munge"), 0o700)?;
         mkdir(&dir.join(layout::WORK), 0o1777)?;
 
-        let ports = free_ports(opts.nodes + 3 + opts.cloud_nodes)?;
+        let ports = ports::reserve(opts.nodes + 3 + opts.cloud_nodes, &dir)?;
         let cluster_name = opts.cluster_name.clone().unwrap_or_else(|| {
             // Short and unique per cluster: it names the accounting tables too.
             format!("lc{}", ports[0])
@@ -1212,6 +1198,12 @@ pub fn cloud_slurmds(dir: &Path) -> Vec<(String, u32)> {
 /// pids it recorded, checked to still be that cluster's), then kills any process still
 /// holding a file under `dir` (slurmstepd and job processes). Never touches anything else.
 pub fn stop_dir(dir: &Path) -> Result<()> {
+    let stopped = stop_daemons(dir);
+    ports::release(dir);
+    stopped
+}
+
+fn stop_daemons(dir: &Path) -> Result<()> {
     if dir.symlink_metadata().is_err() {
         return Ok(());
     }
@@ -1374,14 +1366,5 @@ mod tests {
         let l = t.path().join("link");
         std::os::unix::fs::symlink(t.path(), &l).unwrap();
         assert!(stop_dir(&l).is_err());
-    }
-
-    #[test]
-    fn ports_are_distinct() {
-        let p = free_ports(6).unwrap();
-        let mut q = p.clone();
-        q.sort();
-        q.dedup();
-        assert_eq!(q.len(), 6);
     }
 }
