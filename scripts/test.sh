@@ -7,6 +7,7 @@
 # (scripts/test-release.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+trap 'echo "scripts/test.sh: ${SECONDS} s in all (exit $?)"' EXIT
 
 ./scripts/install-deps.sh --accounting
 cargo fmt --all -- --check
@@ -15,7 +16,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 ./scripts/check-safety.sh
 # Integration tests load the plugin .so files, which only a workspace build produces.
 cargo build --workspace
-cargo test --workspace
+./scripts/cargo-test.sh
 # The Debian packages for this release: built, installed with apt-get, a local cluster on
 # the installed files, purged, nothing left (the same runs in each release root below).
 ./scripts/test-packages.sh
@@ -24,6 +25,8 @@ cargo test --workspace
 # sid), each in a root cached in .release-roots/. SKIP_OTHER_RELEASES=1 leaves both out
 # of a quick local run (SKIP_SECOND_RELEASE=1, its old name, too).
 if [ "${SKIP_OTHER_RELEASES:-${SKIP_SECOND_RELEASE:-0}}" != 1 ]; then
+  echo "=== host release done after ${SECONDS} s"
   ./scripts/test-release.sh 24.11
+  echo "=== Slurm 24.11 done after ${SECONDS} s"
   ./scripts/test-release.sh 26.05
 fi
