@@ -32,7 +32,7 @@ pub fn from_raw(
         NVML_GPU_FABRIC_STATE_NOT_STARTED => "not-started",
         NVML_GPU_FABRIC_STATE_IN_PROGRESS => "in-progress",
         NVML_GPU_FABRIC_STATE_COMPLETED => "completed",
-        // A state a newer driver added: shown as its number, judged as not finished.
+        // A state a newer driver added: shown as its number; judged UNKNOWN, never a drain.
         other => return Some((format!("state-{other}"), None)),
     };
     let status = (u32::from(state) == NVML_GPU_FABRIC_STATE_COMPLETED).then(|| {

@@ -386,9 +386,22 @@ fn judge_port(
     }
 }
 
+/// The fabric states [`crate::nvml_fabric::from_raw`] names (nvidia-smi's words).
+const FABRIC_STATES: [&str; 4] = ["not-supported", "not-started", "in-progress", "completed"];
+
 fn judge_fabric(j: &mut Judgement, g: &crate::snapshot::Gpu) {
-    j.made(Check::Fabric, Some(g));
     let (state, status) = (g.fabric_state.as_deref(), g.fabric_status.as_deref());
+    if let Some(s) = state.filter(|s| !FABRIC_STATES.contains(s)) {
+        // A state NVML added after this release: not judged, so neither drains nor lifts.
+        j.missed(Check::Fabric);
+        j.findings.push(Finding::unknown(
+            Check::Fabric,
+            Some(g.minor.unwrap_or(g.index)),
+            format!("NVML reports fabric state {s}, which this release does not know"),
+        ));
+        return;
+    }
+    j.made(Check::Fabric, Some(g));
     let (action, short, detail) = match (state, status) {
         (None | Some("not-supported"), _) => return,
         (Some("completed"), None | Some("success")) => return,

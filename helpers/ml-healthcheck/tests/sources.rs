@@ -532,6 +532,12 @@ fn the_nvlink_fabric_must_complete() {
         )),
         vec![d("gpu0 fabric failed [reboot]")]
     );
+    // A state number NVML added after this release (nvml_fabric::from_raw says
+    // `state-N`) is not judged: UNKNOWN, never a drain.
+    assert_eq!(
+        f(&with(json!("state-9"), Value::Null)),
+        vec![(Severity::Unknown, "gpu0 nvlink-fabric unknown".to_string())]
+    );
     // Snapshots without the fields (older ones) still parse: the fixture has none.
     assert!(!HEALTHY.contains("fabric"));
 }
