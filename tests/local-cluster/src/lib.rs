@@ -674,9 +674,15 @@ impl Cluster {
         let data = self.dir.join("mysql/data");
         let sock = self.dir.join("mysql/mysqld.sock");
         mkdir(&self.dir.join("mysql"), 0o755)?;
+        // Each server its own tmpdir: a starting mariadbd deletes every `#sql*` temporary
+        // table file in its tmpdir, another cluster's too ("Error on delete of
+        // '/tmp/#sql-temptable-...'", seen with test binaries run side by side).
+        let tmp = self.dir.join("mysql/tmp");
+        mkdir(&tmp, 0o700)?;
         let install = Command::new(find_program("mariadb-install-db")?)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args([
                 "--user=root",
                 "--auth-root-authentication-method=normal",
@@ -700,6 +706,7 @@ impl Cluster {
             Command::new(find_program("mariadbd")?)
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .arg(format!("--socket={}", sock.display()))
                 .arg(format!("--port={}", a.db_port))
                 .args([
