@@ -103,6 +103,9 @@ in_root env RELEASE="$release" SUITE="$suite" bash -euo pipefail -c '
       DEBIAN_FRONTEND=noninteractive apt-get install -y -q --only-upgrade \
         slurmctld slurmd slurm-client slurmdbd libslurm-dev >/dev/null
     fi
+    # PyTorch for the mlenv test, fetched while the workspace builds (as in test.sh).
+    mkdir -p "$CARGO_TARGET_DIR"
+    ./scripts/torch-venv.sh >/dev/null 2>"$CARGO_TARGET_DIR/torch-venv.log" &
     version=$(slurmctld -V)
     echo "Slurm here: $version"
     case "$version" in

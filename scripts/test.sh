@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 trap 'echo "scripts/test.sh: ${SECONDS} s in all (exit $?)"' EXIT
 
 ./scripts/install-deps.sh --accounting
+# PyTorch for the mlenv test (scripts/torch-venv.sh: made once, locked), fetched while the
+# workspace builds; the test waits for it.
+mkdir -p target
+./scripts/torch-venv.sh >/dev/null 2>target/torch-venv.log &
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # unsafe only where the manifests allow it, panic = "abort" refused, rust-version true.
