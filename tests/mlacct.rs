@@ -578,9 +578,12 @@ fn budget_equals_sshare(c: &Cluster, tool: &Path, table: &str) {
     println!("mlacct (today until now):\n{table}");
 }
 
-/// slurmctld down: the budget cannot be read; slurmdbd down: nothing can. One line on
-/// stderr each, exit 2.
+/// slurmctld down: the budget cannot be read, but CSV (no budgets) still can; slurmdbd
+/// down: nothing can. One line on stderr each, exit 2.
 fn unreachable_daemons(c: &Cluster, tool: &Path) {
+    let until = now_text();
+    let csv_args = ["--csv", "--until", until.as_str()];
+    let csv = stdout(&ok(mlacct(c, tool, None, &csv_args)));
     stop_daemon(c, "slurmctld");
     let out = mlacct(c, tool, None, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -588,6 +591,7 @@ fn unreachable_daemons(c: &Cluster, tool: &Path) {
         stderr(&out),
         "mlacct: cannot read slurmctld: Unable to contact slurm controller (connect failure)\n"
     );
+    assert_eq!(stdout(&ok(mlacct(c, tool, None, &csv_args))), csv);
     stop_daemon(c, "slurmdbd");
     let out = mlacct(c, tool, None, &["--csv"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

@@ -28,7 +28,8 @@ slurmctld (the budget left of shadow accounts with GrpTRESMins=billing=N).
 A job's domain is the domain of the partition it ran in (partitions in no domain are
 `onprem`). Billing units are the billing TRES (TRESBillingWeights) times hours; cost is
 billing units times the domain's cost_per_billing_hour.
-Exit status: 0 done, 1 bad arguments or policy, 2 slurmdbd or slurmctld unreachable.";
+Exit status: 0 done, 1 bad arguments or policy, 2 slurmdbd or slurmctld unreachable
+(--csv needs slurmdbd only).";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
