@@ -145,19 +145,20 @@ EOF
 
 description() {
   case "$1" in
-    slurm-ml-login) echo "Slurm SPANK plugin mlenv for training jobs (login nodes)
+    slurm-ml-login) echo "Slurm SPANK plugin mlenv for training jobs, and mlacct (login nodes)
  spank_mlenv.so sets the distributed-training environment (RANK,
  WORLD_SIZE, MASTER_ADDR, MASTER_PORT, fabric settings) in every task.
  srun, sbatch and salloc load it through plugstack.conf on login nodes,
- slurmstepd on compute nodes." ;;
+ slurmstepd on compute nodes. mlacct reports usage per accounting domain,
+ account and user from slurmdb, and the budget left." ;;
     slurm-ml-node) echo "Slurm node helpers for GPU training clusters
  ml-epilog removes SysV IPC objects and /dev/shm files left by a job's
  processes (Epilog=); ml-healthcheck checks GPUs and fabric and drains a bad
  node (HealthCheckProgram=, Prolog=, Epilog=)." ;;
-    slurm-ml-controller) echo "Slurm job_submit plugin mlpolicy and accounting tools
- job_submit_mlpolicy.so routes and refuses GPU jobs by partition rules inside
- slurmctld (JobSubmitPlugins=mlpolicy); mlpolicy checks a policy and explains
- a request offline; mlacct reports usage from slurmdbd." ;;
+    slurm-ml-controller) echo "Slurm job_submit plugin mlpolicy (slurmctld's host)
+ job_submit_mlpolicy.so routes and refuses GPU jobs by partition rules and
+ tags accounting domains inside slurmctld (JobSubmitPlugins=mlpolicy);
+ mlpolicy checks a policy and explains a request offline." ;;
   esac
 }
 

@@ -2,9 +2,10 @@
 # On-premises Slurm (Debian's packages: Slurm 22.05 on Debian 12, 24.11 on Debian 13,
 # 26.05 on sid; SchedMD's slurm-smd packages work the same way). One role per run, as root:
 #
-#   ./setup.sh controller   slurmctld's host: job_submit_mlpolicy.so, mlpolicy, mlacct
+#   ./setup.sh controller   slurmctld's host: job_submit_mlpolicy.so, mlpolicy
 #   ./setup.sh node         every slurmd host: ml-epilog, ml-healthcheck (+ the login files)
-#   ./setup.sh login        hosts where users run srun/sbatch/salloc: spank_mlenv.so
+#   ./setup.sh login        hosts where users run srun/sbatch/salloc: spank_mlenv.so, mlacct
+#                           (also on the controller's host where admins read reports there)
 #
 # The packages are built for one Slurm release (the version says which: 0.1.0+slurm22.05.8):
 # a plugin only loads into the release it was built against (plugin_version). For another
