@@ -306,7 +306,12 @@ impl Cluster {
                 }
                 io(&format!("mkdir {}", d.display()), fs::create_dir(d))?;
                 mkdir(d, 0o755)?;
-                (d.clone(), None)
+                // Absolute from here on: the daemons' command lines name it, and other
+                // processes find the cluster by it (ports, stop).
+                (
+                    io(&format!("resolve {}", d.display()), fs::canonicalize(d))?,
+                    None,
+                )
             }
             None => {
                 let t = io(
@@ -1209,9 +1214,10 @@ pub fn cloud_slurmds(dir: &Path) -> Vec<(String, u32)> {
 /// pids it recorded, checked to still be that cluster's), then kills any process still
 /// holding a file under `dir` (slurmstepd and job processes). Never touches anything else.
 pub fn stop_dir(dir: &Path) -> Result<()> {
-    let stopped = stop_daemons(dir);
+    stop_daemons(dir)?;
+    // Only once nothing of the cluster runs: a process left holding a port keeps it.
     ports::release(dir);
-    stopped
+    Ok(())
 }
 
 fn stop_daemons(dir: &Path) -> Result<()> {
