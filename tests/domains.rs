@@ -167,7 +167,7 @@ const CLOUD_TAG: &str = r#"{"mlpolicy":{"domain":"cloud","account":"proj"}}"#;
 fn jobs_are_tagged_with_their_domain() {
     let c = cluster();
     let member = ensure_user("mltest-a").unwrap();
-    let outsider = ensure_user("mltest-e1").unwrap();
+    let outsider = ensure_user("mltest-out").unwrap();
     associations(&c, &member, &outsider);
 
     // Cloud: charged to the shadow account, with the domain's wckey and admin_comment.
@@ -434,7 +434,7 @@ fn components(c: &Cluster, job: &str) -> Vec<String> {
 fn no_submission_escapes_the_cloud_tags() {
     let c = cluster();
     let member = ensure_user("mltest-a").unwrap();
-    let outsider = ensure_user("mltest-e1").unwrap();
+    let outsider = ensure_user("mltest-out").unwrap();
     associations(&c, &member, &outsider);
     let script = c.dir().join("het.sh");
     std::fs::write(&script, "#!/bin/sh\ntrue\n").unwrap();

@@ -172,7 +172,7 @@ fn admin_accounts_are_ignored_where_enforcement_has_no_slurmdbd() {
 fn admin_accounts_exempt_their_members_where_associations_are_enforced() {
     let c = cluster(true, &["AccountingStorageEnforce=associations"]);
     let member = ensure_user("mltest-a").unwrap();
-    let outsider = ensure_user("mltest-e1").unwrap();
+    let outsider = ensure_user("mltest-out").unwrap();
     let name = c.cluster_name().to_string();
     let cluster_arg = format!("cluster={name}");
     ok(c.run(
