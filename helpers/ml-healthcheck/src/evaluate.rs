@@ -444,6 +444,20 @@ impl Judgement {
         self.judged = out.judged;
     }
 
+    /// `check` was made on `gpu` by such a source, but the value it read cannot be judged
+    /// (a state this release does not know): it lifts no item about that GPU, and does
+    /// not keep the run from being complete.
+    pub fn made_unread(&mut self, check: Check, gpu: &Gpu) {
+        let mut out = Out {
+            findings: Vec::new(),
+            judged: std::mem::take(&mut self.judged),
+            gpu: Some(gpu),
+        };
+        out.judge(check);
+        out.unread(check);
+        self.judged = out.judged;
+    }
+
     /// `check` of such a source could not be made this run: a drain reason that cannot be
     /// read item by item stays.
     pub fn missed(&mut self, check: Check) {

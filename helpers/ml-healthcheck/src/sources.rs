@@ -392,8 +392,9 @@ const FABRIC_STATES: [&str; 4] = ["not-supported", "not-started", "in-progress",
 fn judge_fabric(j: &mut Judgement, g: &crate::snapshot::Gpu) {
     let (state, status) = (g.fabric_state.as_deref(), g.fabric_status.as_deref());
     if let Some(s) = state.filter(|s| !FABRIC_STATES.contains(s)) {
-        // A state NVML added after this release: not judged, so neither drains nor lifts.
-        j.missed(Check::Fabric);
+        // A state NVML added after this release: not judged, so it neither drains nor
+        // lifts an item about this GPU's fabric; the rest of the run still counts.
+        j.made_unread(Check::Fabric, g);
         j.findings.push(Finding::unknown(
             Check::Fabric,
             Some(g.minor.unwrap_or(g.index)),

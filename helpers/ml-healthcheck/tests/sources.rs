@@ -538,6 +538,28 @@ fn the_nvlink_fabric_must_complete() {
         f(&with(json!("state-9"), Value::Null)),
         vec![(Severity::Unknown, "gpu0 nvlink-fabric unknown".to_string())]
     );
+    // ...and it keeps its own item in a drain reason, not the run from being complete
+    // (a reason with other items is still lifted when they pass).
+    let snap = with(json!("state-9"), Value::Null);
+    let ctx = Context {
+        kmsg_read: true,
+        node_without_jobs: true,
+        ..Context::default()
+    };
+    let mut j = judge(&snap, &[], &cfg(), &ctx);
+    let host = Host::scan(t.path());
+    let inputs = Inputs {
+        kmsg_read: true,
+        events: &[],
+        xids: &[],
+        host: &host,
+        baseline: &Counters::default(),
+        now_unix: 0,
+    };
+    sources::judge(&mut j, &snap, &inputs, &cfg());
+    assert!(j.judged.complete());
+    assert!(!j.judged.covers(Check::Fabric, Some(0)));
+    assert!(j.judged.covers(Check::Ecc, Some(0)));
     // Snapshots without the fields (older ones) still parse: the fixture has none.
     assert!(!HEALTHY.contains("fabric"));
 }
