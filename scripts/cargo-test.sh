@@ -46,7 +46,7 @@ export -f run_one
 export logs
 start=$SECONDS
 # xargs starts the next binary as soon as one ends; every binary runs even when one fails.
-xargs -P "$jobs" -L 1 bash -c 'run_one "$0" "$1"' <<<"$sorted" || true
+xargs -P "$jobs" -d '\n' -n 1 bash -c 'run_one ${0%% *} "${0#* }"' <<<"$sorted" || true
 
 failed=()
 echo "integration tests: $(wc -l <<<"$sorted") binaries, $jobs at once, $((SECONDS - start)) s in all"

@@ -10,6 +10,7 @@ pkgs=(
   gcc libc6-dev binutils pkg-config ca-certificates  # linking (cc), nm/readelf in tests, crates.io
   passwd                                             # useradd: tests create real users
   python3 python3-venv                               # the PyTorch end-to-end test (scripts/torch-venv.sh)
+  debootstrap                                        # the other releases' roots (scripts/test-release.sh)
 )
 if [ "${1:-}" = "--accounting" ]; then
   pkgs+=(slurmdbd mariadb-server mariadb-client)

@@ -7,6 +7,9 @@
 #   ./scripts/test-release.sh 24.11              Slurm 24.11 from Debian 13 (trixie)
 #   ./scripts/test-release.sh 26.05              Slurm 26.05 from Debian unstable (sid)
 #   ./scripts/test-release.sh 24.11 -- CMD...    run CMD in /project inside that root instead
+#   ./scripts/test-release.sh 24.11 --prepare    only make the root and install into it
+#                                                (scripts/test.sh does it in the background)
+# One run per root at a time: a second waits for the first (a lock in .release-roots/).
 # sid moves: its root is brought up to date with sid's Slurm on every run, and each run
 # prints the exact Slurm version it tested.
 set -euo pipefail
@@ -16,7 +19,9 @@ project=$PWD
 release=${1:-}
 shift || true
 custom=()
+prepare=0
 if [ "${1:-}" = "--" ]; then shift; custom=("$@"); fi
+if [ "${1:-}" = "--prepare" ]; then prepare=1; fi
 case "$release" in
   24.11) suite=trixie; ports=25000-28999 ;;
   26.05) suite=sid; ports=29000-32767 ;;
@@ -26,6 +31,9 @@ esac
 
 roots=$project/.release-roots
 root=$roots/$suite
+mkdir -p "$roots"
+exec 8>"$roots/$suite.lock"
+flock 8
 rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 [ -x "$cargo_home/bin/cargo" ] || { echo "error: no cargo in $cargo_home/bin (set CARGO_HOME)" >&2; exit 1; }
@@ -87,22 +95,35 @@ in_root() {
     PATH=/opt/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     RUSTUP_HOME=/opt/rustup CARGO_HOME=/opt/cargo CARGO_TARGET_DIR="/project/target/slurm-$release" \
     LOCAL_CLUSTER_PORTS="$ports" \
-    "${pip_env[@]}" "$@"
+    "${pip_env[@]}" "$@" 8>&-   # the root's lock stays with this script, not a leftover child
 }
 if [ "${#custom[@]}" -gt 0 ]; then
   in_root bash -c 'cd /project && exec "$@"' bash "${custom[@]}"
   exit
 fi
-echo "=== Slurm $release (Debian $suite): install, clippy, build, test"
-in_root env RELEASE="$release" SUITE="$suite" bash -euo pipefail -c '
+# What the root needs before building: Slurm of that release and the test dependencies
+# (and, on sid, today's Slurm point release).
+install_in_root() {
+  in_root env SUITE="$suite" bash -euo pipefail -c '
     cd /project
     ./scripts/install-deps.sh --accounting
     if [ "$SUITE" = sid ]; then
-      # sid gets point releases: test the one sid has today.
       apt-get update -q >/dev/null
       DEBIAN_FRONTEND=noninteractive apt-get install -y -q --only-upgrade \
         slurmctld slurmd slurm-client slurmdbd libslurm-dev >/dev/null
-    fi
+    fi'
+}
+if [ "$prepare" = 1 ]; then
+  install_in_root
+  # PyTorch for the mlenv test too (scripts/torch-venv.sh: once per Python version).
+  in_root bash -c 'cd /project && ./scripts/torch-venv.sh' >/dev/null
+  echo "=== Slurm $release (Debian $suite): root ready"
+  exit
+fi
+echo "=== Slurm $release (Debian $suite): install, clippy, build, test"
+install_in_root
+in_root env RELEASE="$release" SUITE="$suite" bash -euo pipefail -c '
+    cd /project
     # PyTorch for the mlenv test, fetched while the workspace builds (as in test.sh).
     mkdir -p "$CARGO_TARGET_DIR"
     ./scripts/torch-venv.sh >/dev/null 2>"$CARGO_TARGET_DIR/torch-venv.log" &

@@ -10,8 +10,8 @@ py=/usr/bin/python3
 ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 venv=$PWD/.venvs/torch-py$ver
 mkdir -p .venvs
-exec 9>.venvs/.lock
-flock 9   # two test processes never build it at once
+exec 9>".venvs/.lock-py$ver"
+flock 9   # two test processes never build it at once (the release roots share .venvs/)
 if ! "$venv/bin/python" -c 'import torch.distributed' >/dev/null 2>&1; then
   echo "installing PyTorch into $venv (once)" >&2
   rm -rf "$venv"
