@@ -46,6 +46,10 @@ case "$role" in
     # the same file everywhere (configless clusters ship it from slurmctld).
     example slurm-ml-login plugstack.conf
     example slurm-ml-login mlenv.json   # plugstack.conf's line names it (profiles=)
+    # mlacct reads the accounting domains from mlpolicy.json beside slurm.conf: copy the
+    # controller's /etc/slurm/mlpolicy.json here (or pass --policy FILE); without it every
+    # partition is onprem and unpriced, and mlacct says so on stderr.
+    [ -e "$ETC/mlpolicy.json" ] || echo "mlacct: copy the controller's $ETC/mlpolicy.json here for its domains"
     ;;
   node)
     # slurm-ml-node depends on slurm-ml-login (the SPANK plugin runs in slurmstepd).
