@@ -185,6 +185,29 @@ fn sysfs_findings(root: &Path, cfg: &Config) -> Vec<(Severity, String)> {
 
 use Severity::{Drain, Warn};
 
+/// A health check on a node without jobs (every check of the snapshot made), then the
+/// sources on the sysfs tree at `root` judged with `sources_cfg`.
+fn judge_whole(snap: &Snapshot, root: &Path, sources_cfg: &Config) -> Judgement {
+    let ctx = Context {
+        kmsg_read: true,
+        node_without_jobs: true,
+        ..Context::default()
+    };
+    let mut j = judge(snap, &[], &cfg(), &ctx);
+    let host = Host::scan(root);
+    let baseline = Counters::default();
+    let inputs = Inputs {
+        kmsg_read: true,
+        events: &[],
+        xids: &[],
+        host: &host,
+        baseline: &baseline,
+        now_unix: 0,
+    };
+    sources::judge(&mut j, snap, &inputs, sources_cfg);
+    j
+}
+
 fn d(r: &str) -> (Severity, String) {
     (Drain, r.to_string())
 }
@@ -540,23 +563,7 @@ fn the_nvlink_fabric_must_complete() {
     );
     // ...and it keeps its own item in a drain reason, not the run from being complete
     // (a reason with other items is still lifted when they pass).
-    let snap = with(json!("state-9"), Value::Null);
-    let ctx = Context {
-        kmsg_read: true,
-        node_without_jobs: true,
-        ..Context::default()
-    };
-    let mut j = judge(&snap, &[], &cfg(), &ctx);
-    let host = Host::scan(t.path());
-    let inputs = Inputs {
-        kmsg_read: true,
-        events: &[],
-        xids: &[],
-        host: &host,
-        baseline: &Counters::default(),
-        now_unix: 0,
-    };
-    sources::judge(&mut j, &snap, &inputs, &cfg());
+    let j = judge_whole(&with(json!("state-9"), Value::Null), t.path(), &cfg());
     assert!(j.judged.complete());
     assert!(!j.judged.covers(Check::Fabric, Some(0)));
     assert!(j.judged.covers(Check::Ecc, Some(0)));
@@ -568,23 +575,7 @@ fn the_nvlink_fabric_must_complete() {
 #[test]
 fn an_unreadable_sysfs_is_unknown() {
     let t = tempfile::tempdir().unwrap();
-    // A node without jobs: every check of the snapshot is made.
-    let ctx = Context {
-        kmsg_read: true,
-        node_without_jobs: true,
-        ..Context::default()
-    };
-    let mut j = judge(&healthy(), &[], &cfg(), &ctx);
-    let host = Host::scan(&t.path().join("none"));
-    let inputs = Inputs {
-        kmsg_read: true,
-        events: &[],
-        xids: &[],
-        host: &host,
-        baseline: &Counters::default(),
-        now_unix: 0,
-    };
-    sources::judge(&mut j, &healthy(), &inputs, &Config::default());
+    let j = judge_whole(&healthy(), &t.path().join("none"), &Config::default());
     let f: Vec<(Severity, &str, &str)> = j
         .findings
         .iter()
@@ -605,19 +596,8 @@ fn an_unreadable_sysfs_is_unknown() {
     assert!(!j.judged.covers(Check::PcieAer, None));
     // A reason that cannot be read item by item (`+3 more`) needs every check: it stays.
     assert!(!j.judged.complete());
-    let mut whole = judge(&healthy(), &[], &cfg(), &ctx);
-    assert!(whole.judged.complete());
     let t2 = sysfs();
-    let host = Host::scan(t2.path());
-    sources::judge(
-        &mut whole,
-        &healthy(),
-        &Inputs {
-            host: &host,
-            ..inputs
-        },
-        &Config::default(),
-    );
+    let whole = judge_whole(&healthy(), t2.path(), &Config::default());
     assert!(whole.judged.complete());
     assert!(
         j.judged.covers(Check::IbPort, None),
