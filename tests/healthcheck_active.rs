@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use local_cluster::{cargo_artifact, Cluster, Options};
+use local_cluster::{cargo_artifact, scontrol_field, Cluster, Options};
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(
@@ -407,4 +407,64 @@ fn a_job_sbatch_refuses_makes_the_run_fail() {
     );
     assert_eq!(out.status.code(), Some(1), "{got:?}");
     assert_eq!(sinfo(&c, "n1"), ("idle".into(), "none".into()));
+}
+
+/// `actions.reboot: "hyperpod"` in the active runner: n3's slow all-reduce needs a reboot,
+/// asked of HyperPod with `State=FAIL Reason=Action:Reboot`. The runner runs off the node,
+/// so it keeps the reboots it asked for in its own history_dir: the same fault after
+/// HyperPod put the node back asks for a replacement, not a second reboot (no loop).
+#[test]
+fn a_fault_the_active_runner_s_reboot_did_not_mend_asks_for_replace() {
+    let c = cluster();
+    let conf = config(
+        &c,
+        "active.json",
+        "\"actions\": {\"reboot\": \"hyperpod\", \"replace\": \"hyperpod\"},",
+    );
+    set_mode(&c, "all_reduce_perf", "n3", "slow");
+    let reason_of = |node: &str| {
+        let shown = stdout(&ok(c
+            .run("scontrol", ["show", "node", node, "-o"])
+            .unwrap()));
+        scontrol_field(&shown, "Reason").unwrap_or_default()
+    };
+
+    let out = ok(active(&c, &conf, &[]));
+    let got = lines(&c, &out);
+    println!("{}", got.join("\n"));
+    assert_eq!(sinfo(&c, "n3").0, "fail");
+    assert!(
+        reason_of("n3").starts_with("Action:Reboot ["),
+        "{}",
+        reason_of("n3")
+    );
+
+    // HyperPod's reboot: the node back in service; the fault is still there.
+    ok(c.run("scontrol", ["update", "NodeName=n3", "State=RESUME"])
+        .unwrap());
+    wait_for(
+        "n3 back in service",
+        std::time::Duration::from_secs(60),
+        || sinfo(&c, "n3").0 == "idle",
+        || format!("{:?}", sinfo(&c, "n3")),
+    );
+    let out = ok(active(&c, &conf, &[]));
+    let got = lines(&c, &out);
+    println!("{}", got.join("\n"));
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("ml-healthcheck: n3: active checks: ")
+                && l.contains("mlhealth: nccl busbw 68<350 [replace]")
+                && l.ends_with("Reason=Action:Replace")),
+        "{got:?}"
+    );
+    assert_eq!(sinfo(&c, "n3").0, "fail");
+    assert!(
+        reason_of("n3").starts_with("Action:Replace ["),
+        "{}",
+        reason_of("n3")
+    );
+    // n1 and n2 passed both times.
+    assert_eq!(sinfo(&c, "n1"), ("idle".into(), "none".into()));
+    assert!(c.dir().join("mlhealth-history").is_dir());
 }

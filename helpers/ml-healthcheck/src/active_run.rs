@@ -21,6 +21,7 @@ use crate::active::{self, ActiveConfig, Left, Outcome, SuiteResult};
 use crate::config::Config;
 use crate::fleet::{self, Fleet, Held, Hold};
 use crate::node::{self, Action, NodeInfo, Scontrol};
+use crate::reboots;
 use crate::repair;
 use crate::report::{self, BreakerCount, Repair};
 
@@ -383,9 +384,7 @@ fn new_dir(dir: &Path) -> Result<(), String> {
 /// The run directory: `<results_dir>/<unix time>-<pid>`, new.
 fn run_dir(results: &Path) -> Result<PathBuf, String> {
     trusted_results_dir(results)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::run::unix_now();
     let dir = results.join(format!("{now}-{}", std::process::id()));
     new_dir(&dir).map_err(|e| format!("active.results_dir: {e}"))?;
     Ok(dir)
@@ -589,7 +588,22 @@ fn act(
     let Some(info) = all.iter().find(|n| n.name == nr.node) else {
         return;
     };
-    let judgement = active::judgement(&nr.suites);
+    let mut judgement = active::judgement(&nr.suites);
+    // A reboot for a check this node was rebooted for already asks for new hardware
+    // instead, as in the health check: no reboot loop. The runner keeps the reboots it
+    // asked for in its own history_dir (it runs off the node).
+    let bound = ctx.cfg.actions.reboot_bound();
+    let now = crate::run::unix_now();
+    let mut history = reboots::History::default();
+    if let Some(limit) = bound {
+        let (h, warn) = reboots::load(&ctx.cfg.history_dir, &nr.node);
+        nr.errors.extend(warn);
+        history = h;
+        let ours = ((info.drained() || info.failed()) && info.ours())
+            .then_some(info.reason.as_deref())
+            .flatten();
+        reboots::escalate(&mut judgement.findings, &history, limit, now, ours);
+    }
     let decided = node::decide(info, &judgement, true);
     let report_only = if ctx.opts.dry_run {
         Some(report_only.unwrap_or(Hold::DryRun))
@@ -629,6 +643,20 @@ fn act(
         }
     };
     let drained_again = done.is_ok();
+    let rebooted = done.is_ok()
+        && held.is_none()
+        && !ctx.opts.dry_run
+        && !nr.retest
+        && step.as_ref().is_some_and(repair::Step::reboots);
+    if let (true, Some(limit)) = (rebooted, bound) {
+        let reason = crate::evaluate::drain_reason(&judgement.findings).unwrap_or_default();
+        history.record(now, limit.window_secs, &judgement.findings, &reason);
+        if let Err(e) = reboots::save(&ctx.cfg.history_dir, &nr.node, &history) {
+            nr.errors.push(format!(
+                "cannot keep the reboot history (the next reboot is not bounded): {e}"
+            ));
+        }
+    }
     if let Err(e) = done {
         nr.errors.push(e.clone());
         errors.push(format!("{}: {e}", nr.node));

@@ -88,7 +88,7 @@ fn window(
     move |seq, usec| last_seq.is_none_or(|s| s < seq) || since_usec.is_some_and(|s| usec >= s)
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
