@@ -373,6 +373,43 @@ fn trusted_results_dir(results: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Holds `<results_dir>/.lock` for the whole run, or says which run holds it: two runs
+/// at once would each count the cluster's drains before the other drained, and could
+/// drain past the circuit breaker's limit together. The lock is a file only its owner can
+/// open (anyone could lock a directory they can read).
+fn lock_results(results: &Path) -> Result<nix::fcntl::Flock<fs::File>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    trusted_results_dir(results)?;
+    let path = results.join(".lock");
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| format!("active.results_dir: {}: {e}", path.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("active.results_dir: {}: {e}", path.display()))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "active.results_dir: {} is not a file only its owner can open: refusing it",
+            path.display()
+        ));
+    }
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        match e {
+            nix::errno::Errno::EWOULDBLOCK => format!(
+                "another `ml-healthcheck active` run holds {}: one run at a time",
+                path.display()
+            ),
+            e => format!("cannot lock {}: {e}", path.display()),
+        }
+    })
+}
+
 /// A directory of the run: new, and writable by its owner only whatever the umask.
 fn new_dir(dir: &Path) -> Result<(), String> {
     fs::DirBuilder::new()
@@ -406,6 +443,8 @@ pub fn run(cfg: &Config, opts: &Opts) -> Result<ActiveReport, String> {
     };
     let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());
     let changes_allowed = report_only.is_none() && !opts.dry_run;
+    // One run at a time: the breaker counts the cluster's drains once per run.
+    let _one_run = lock_results(&active.results_dir)?;
     let mut all = ctx.scontrol.show_all()?;
     let mut fleet = Fleet::count(&all);
     let dir = run_dir(&active.results_dir)?;
@@ -862,6 +901,27 @@ mod tests {
 
     /// A user who can write results_dir (or a directory above it) could put a link or
     /// results of their own where a run's directory was; a sticky one (`/tmp`) is safe.
+    #[test]
+    fn one_active_run_at_a_time() {
+        let d = tempfile::tempdir().unwrap();
+        fs::set_permissions(
+            d.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let held = lock_results(d.path()).unwrap();
+        let e = lock_results(d.path()).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "another `ml-healthcheck active` run holds {}/.lock: one run at a time",
+                d.path().display()
+            )
+        );
+        drop(held);
+        assert!(lock_results(d.path()).is_ok());
+    }
+
     #[test]
     fn results_dir_only_its_owner_can_change() {
         use std::os::unix::fs::PermissionsExt;
