@@ -102,10 +102,18 @@ pub fn escalate(
     now: u64,
     our_reason: Option<&str>,
 ) -> usize {
-    let kept: Vec<&str> = our_reason
+    let kept = our_reason
         .and_then(crate::reason::items)
-        .map(|items| items.iter().map(|i| i.text).collect())
         .unwrap_or_default();
+    // Ours already asks for new hardware for this check and GPU: by the same words, or by
+    // the check's name where the words carry a measured value (`nccl busbw 68<350`).
+    let replaced = |f: &Finding, escalated: &str| {
+        kept.iter().any(|i| {
+            i.text == escalated
+                || (i.names == Some((f.check, f.gpu))
+                    && i.text.ends_with(&format!(" [{}]", Action::Replace.name())))
+        })
+    };
     let mut n = 0;
     for f in findings.iter_mut().filter(|f| needs_reboot(f)) {
         let escalated = escalated_reason(f);
@@ -118,7 +126,7 @@ pub fn escalate(
                 f.check.name(),
                 limit.limit
             )
-        } else if kept.contains(&escalated.as_str()) {
+        } else if replaced(f, &escalated) {
             "drained for new hardware already: replace".to_string()
         } else {
             continue;
@@ -288,6 +296,24 @@ mod tests {
             ),
             0
         );
+    }
+
+    #[test]
+    fn a_replace_item_with_a_measured_value_stays_replace_when_the_value_moves() {
+        let now = 1_000_000;
+        let old = rebooted(now - 30 * 3600, &[Check::Nccl]);
+        let ours = "mlhealth: nccl busbw 68<350 [replace]";
+        let mut f = vec![Finding {
+            gpu: None,
+            reason: "nccl busbw 71<350 [reboot]".into(),
+            ..finding(Check::Nccl, Action::Reboot, "")
+        }];
+        assert_eq!(escalate(&mut f, &old, DAY, now, Some(ours)), 1);
+        assert_eq!(f[0].reason, "nccl busbw 71<350 [replace]");
+        assert_eq!(f[0].action, Action::Replace);
+        // Another check's [replace] item is not this one's.
+        let mut f = vec![finding(Check::Xid, Action::Reboot, "xid79")];
+        assert_eq!(escalate(&mut f, &old, DAY, now, Some(ours)), 0);
     }
 
     #[test]
