@@ -466,5 +466,8 @@ fn a_fault_the_active_runner_s_reboot_did_not_mend_asks_for_replace() {
     );
     // n1 and n2 passed both times.
     assert_eq!(sinfo(&c, "n1"), ("idle".into(), "none".into()));
-    assert!(c.dir().join("mlhealth-history").is_dir());
+    // The replacement is new hardware under the same name: its count starts afresh.
+    let history = fs::read_to_string(c.dir().join("mlhealth-history/n3.json")).unwrap();
+    let history: Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(history["reboots"], serde_json::json!([]), "{history}");
 }

@@ -393,9 +393,10 @@ fn lock_results(results: &Path) -> Result<nix::fcntl::Flock<fs::File>, String> {
     let meta = file
         .metadata()
         .map_err(|e| format!("active.results_dir: {}: {e}", path.display()))?;
-    if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() || meta.uid() != me || meta.permissions().mode() & 0o077 != 0 {
         return Err(format!(
-            "active.results_dir: {} is not a file only its owner can open: refusing it",
+            "active.results_dir: {} is not a file that only uid {me} (running this) owns and can open: refusing it (remove it; a run makes it anew)",
             path.display()
         ));
     }
@@ -636,7 +637,10 @@ fn act(
     let mut history = reboots::History::default();
     if let Some(limit) = bound {
         let (h, warn) = reboots::load(&ctx.cfg.history_dir, &nr.node);
-        nr.errors.extend(warn);
+        if let Some(w) = warn {
+            errors.push(format!("{}: {w}", nr.node));
+            nr.errors.push(w);
+        }
         history = h;
         let ours = ((info.drained() || info.failed()) && info.ours())
             .then_some(info.reason.as_deref())
@@ -687,13 +691,24 @@ fn act(
         && !ctx.opts.dry_run
         && !nr.retest
         && step.as_ref().is_some_and(repair::Step::reboots);
-    if let (true, Some(limit)) = (rebooted, bound) {
-        let reason = crate::evaluate::drain_reason(&judgement.findings).unwrap_or_default();
-        history.record(now, limit.window_secs, &judgement.findings, &reason);
+    // HyperPod's replacement is new hardware under the same node name: its count starts
+    // afresh (on the node the new instance's disk does that).
+    let replaced = done.is_ok()
+        && held.is_none()
+        && !ctx.opts.dry_run
+        && !nr.retest
+        && step == Some(repair::Step::Fail("Action:Replace"));
+    if let (true, Some(limit)) = (rebooted || replaced, bound) {
+        if replaced {
+            history = reboots::History::default();
+        } else {
+            let reason = crate::evaluate::drain_reason(&judgement.findings).unwrap_or_default();
+            history.record(now, limit.window_secs, &judgement.findings, &reason);
+        }
         if let Err(e) = reboots::save(&ctx.cfg.history_dir, &nr.node, &history) {
-            nr.errors.push(format!(
-                "cannot keep the reboot history (the next reboot is not bounded): {e}"
-            ));
+            let e = format!("cannot keep the reboot history (the next reboot is not bounded): {e}");
+            errors.push(format!("{}: {e}", nr.node));
+            nr.errors.push(e);
         }
     }
     if let Err(e) = done {
@@ -899,8 +914,7 @@ mod tests {
         );
     }
 
-    /// A user who can write results_dir (or a directory above it) could put a link or
-    /// results of their own where a run's directory was; a sticky one (`/tmp`) is safe.
+    /// A second run while one holds results_dir/.lock does not start.
     #[test]
     fn one_active_run_at_a_time() {
         let d = tempfile::tempdir().unwrap();
@@ -922,6 +936,8 @@ mod tests {
         assert!(lock_results(d.path()).is_ok());
     }
 
+    /// A user who can write results_dir (or a directory above it) could put a link or
+    /// results of their own where a run's directory was; a sticky one (`/tmp`) is safe.
     #[test]
     fn results_dir_only_its_owner_can_change() {
         use std::os::unix::fs::PermissionsExt;
