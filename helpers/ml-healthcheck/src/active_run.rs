@@ -632,20 +632,18 @@ fn act(
     // A reboot for a check this node was rebooted for already asks for new hardware
     // instead, as in the health check: no reboot loop. The runner keeps the reboots it
     // asked for in its own history_dir (it runs off the node).
-    let bound = ctx.cfg.actions.reboot_bound();
-    let now = crate::run::unix_now();
-    let mut history = reboots::History::default();
-    if let Some(limit) = bound {
-        let (h, warn) = reboots::load(&ctx.cfg.history_dir, &nr.node);
+    let node = nr.node.clone();
+    let mut ledger = None;
+    if let Some((l, warn)) = reboots::Ledger::open(ctx.cfg, &node, crate::run::unix_now()) {
         if let Some(w) = warn {
-            errors.push(format!("{}: {w}", nr.node));
+            errors.push(format!("{node}: {w}"));
             nr.errors.push(w);
         }
-        history = h;
         let ours = ((info.drained() || info.failed()) && info.ours())
             .then_some(info.reason.as_deref())
             .flatten();
-        reboots::escalate(&mut judgement.findings, &history, limit, now, ours);
+        l.escalate(&mut judgement.findings, ours);
+        ledger = Some(l);
     }
     let decided = node::decide(info, &judgement, true);
     let report_only = if ctx.opts.dry_run {
@@ -686,28 +684,11 @@ fn act(
         }
     };
     let drained_again = done.is_ok();
-    let rebooted = done.is_ok()
-        && held.is_none()
-        && !ctx.opts.dry_run
-        && !nr.retest
-        && step.as_ref().is_some_and(repair::Step::reboots);
-    // HyperPod's replacement is new hardware under the same node name: its count starts
-    // afresh (on the node the new instance's disk does that).
-    let replaced = done.is_ok()
-        && held.is_none()
-        && !ctx.opts.dry_run
-        && !nr.retest
-        && step == Some(repair::Step::Fail("Action:Replace"));
-    if let (true, Some(limit)) = (rebooted || replaced, bound) {
-        if replaced {
-            history = reboots::History::default();
-        } else {
-            let reason = crate::evaluate::drain_reason(&judgement.findings).unwrap_or_default();
-            history.record(now, limit.window_secs, &judgement.findings, &reason);
-        }
-        if let Err(e) = reboots::save(&ctx.cfg.history_dir, &nr.node, &history) {
-            let e = format!("cannot keep the reboot history (the next reboot is not bounded): {e}");
-            errors.push(format!("{}: {e}", nr.node));
+    // The step was taken only where nothing held it and it was no retest's.
+    let taken = done.is_ok() && held.is_none() && !ctx.opts.dry_run && !nr.retest;
+    if let (true, Some(s), Some(l)) = (taken, &step, ledger.as_mut()) {
+        if let Err(e) = l.taken(s, &judgement.findings) {
+            errors.push(format!("{node}: {e}"));
             nr.errors.push(e);
         }
     }

@@ -19,7 +19,59 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
 use crate::evaluate::{Action, Check, Finding, Severity};
+use crate::repair::Step;
+
+/// One node's bound for one run, as the health check and `ml-healthcheck active` both
+/// keep it: the history read before the findings are judged, and what a step taken in
+/// Slurm adds to it.
+pub struct Ledger<'a> {
+    dir: &'a Path,
+    node: &'a str,
+    limit: Limit,
+    now: u64,
+    history: History,
+}
+
+impl<'a> Ledger<'a> {
+    /// `None` where nothing reboots (`actions.reboot: "drain"`); else the node's history,
+    /// with a warning where it could not be read (the bound is off for this run).
+    pub fn open(cfg: &'a Config, node: &'a str, now: u64) -> Option<(Ledger<'a>, Option<String>)> {
+        let limit = cfg.actions.reboot_bound()?;
+        let (history, warn) = load(&cfg.history_dir, node);
+        let ledger = Ledger {
+            dir: &cfg.history_dir,
+            node,
+            limit,
+            now,
+            history,
+        };
+        Some((ledger, warn))
+    }
+
+    /// [`escalate`] against this history.
+    pub fn escalate(&self, findings: &mut [Finding], our_reason: Option<&str>) -> usize {
+        escalate(findings, &self.history, self.limit, self.now, our_reason)
+    }
+
+    /// After `step` was taken in Slurm: a reboot is recorded; a replacement (new hardware
+    /// under the same node name) starts the count afresh. Err: the history is not kept.
+    pub fn taken(&mut self, step: &Step, findings: &[Finding]) -> Result<(), String> {
+        if step.reboots() {
+            let reason = crate::evaluate::drain_reason(findings).unwrap_or_default();
+            self.history
+                .record(self.now, self.limit.window_secs, findings, &reason);
+        } else if step.replaces() {
+            self.history = History::default();
+        } else {
+            return Ok(());
+        }
+        save(self.dir, self.node, &self.history).map_err(|e| {
+            format!("cannot keep the reboot history (the next reboot is not bounded): {e}")
+        })
+    }
+}
 
 /// One reboot asked for: when (seconds since the epoch), and the checks that needed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

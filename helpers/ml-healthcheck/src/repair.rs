@@ -141,6 +141,11 @@ impl Step {
         matches!(self, Step::Reboot | Step::Fail("Action:Reboot"))
     }
 
+    /// Whether the step asks the platform for new hardware (HyperPod's `Action:Replace`).
+    pub fn replaces(&self) -> bool {
+        matches!(self, Step::Fail("Action:Replace"))
+    }
+
     /// Whether our drain is still done first (a reboot), or the step replaces it.
     pub fn after_drain(&self) -> bool {
         matches!(self, Step::Reboot)

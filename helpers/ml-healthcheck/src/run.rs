@@ -329,17 +329,15 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
     );
     // A reboot for a check this node was rebooted for already (kept across boots) asks
     // for new hardware instead: no reboot loop.
-    let bound = cfg.actions.reboot_bound();
-    let mut history = reboots::History::default();
-    if let Some(limit) = bound {
-        let (h, warn) = reboots::load(&cfg.history_dir, &job.node);
+    let mut ledger = None;
+    if let Some((l, warn)) = reboots::Ledger::open(cfg, &job.node, now) {
         warnings.extend(warn);
-        history = h;
         let ours = info
             .as_ref()
             .filter(|i| (i.drained() || i.failed()) && i.ours())
             .and_then(|i| i.reason.as_deref());
-        reboots::escalate(&mut judgement.findings, &history, limit, now, ours);
+        l.escalate(&mut judgement.findings, ours);
+        ledger = Some(l);
     }
     let mut fleet = None;
     let report_only = fleet::report_only(cfg, |p| p.symlink_metadata().is_ok());
@@ -431,17 +429,8 @@ pub fn run(job: &Job, cfg: &Config, source: Box<dyn GpuSource + Send>) -> Result
         });
         match done {
             Ok(()) => {
-                if let (Some(s), Some(limit)) = (&step, bound) {
-                    if s.reboots() {
-                        let reason =
-                            evaluate::drain_reason(&judgement.findings).unwrap_or_default();
-                        history.record(now, limit.window_secs, &judgement.findings, &reason);
-                        if let Err(e) = reboots::save(&cfg.history_dir, &job.node, &history) {
-                            errors.push(format!(
-                                "cannot keep the reboot history (the next reboot is not bounded): {e}"
-                            ));
-                        }
-                    }
+                if let (Some(s), Some(l)) = (&step, ledger.as_mut()) {
+                    errors.extend(l.taken(s, &judgement.findings).err());
                 }
             }
             Err(e) => errors.push(e),
