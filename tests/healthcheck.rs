@@ -590,23 +590,27 @@ fn the_reboot_action_reboots_the_node_and_a_clean_check_resumes_it() {
             && sinfo(&c, "n2") == ("drained".into(), reason.into())
             && c.log("slurmctld").contains("node n2 returned to service")
     });
+    // A check that asks for new hardware: the reboot it had is named, no second reboot.
+    let drained_for_replace = |out: &std::process::Output| {
+        let text = stdout(out);
+        assert!(
+            text.contains(": NVML's GPU recovery action is 2: the driver asks for a reboot; rebooted for recovery 1 time(s) within 24 h already (the last "),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("; drained: mlhealth: gpu2 recovery [replace]\n"),
+            "{text}"
+        );
+        assert_eq!(
+            sinfo(&c, "n2"),
+            ("drained".into(), "mlhealth: gpu2 recovery [replace]".into())
+        );
+    };
     // Still failing after the reboot: the reboot (remembered in history_dir) did not mend
     // it, so the reason now says new hardware, and no second reboot (a person looks at a
     // node a reboot did not mend).
     let out = ok(check(&c, "n2", &bad, &["--config", conf]));
-    let text = stdout(&out);
-    assert!(
-        text.contains(": NVML's GPU recovery action is 2: the driver asks for a reboot; rebooted for recovery 1 time(s) within 24 h already (the last "),
-        "{text}"
-    );
-    assert!(
-        text.ends_with("; drained: mlhealth: gpu2 recovery [replace]\n"),
-        "{text}"
-    );
-    assert_eq!(
-        sinfo(&c, "n2"),
-        ("drained".into(), "mlhealth: gpu2 recovery [replace]".into())
-    );
+    drained_for_replace(&out);
     // Clean: our drain is lifted.
     let out = ok(check(&c, "n2", &good, &["--config", conf]));
     assert_eq!(
@@ -618,19 +622,7 @@ fn the_reboot_action_reboots_the_node_and_a_clean_check_resumes_it() {
     // mend it, so it now needs new hardware; `actions.replace` is "drain": our plain
     // drain says so, and no second reboot.
     let out = ok(check(&c, "n2", &bad, &["--config", conf]));
-    let text = stdout(&out);
-    assert!(
-        text.contains(": NVML's GPU recovery action is 2: the driver asks for a reboot; rebooted for recovery 1 time(s) within 24 h already (the last "),
-        "{text}"
-    );
-    assert!(
-        text.ends_with("; drained: mlhealth: gpu2 recovery [replace]\n"),
-        "{text}"
-    );
-    assert_eq!(
-        sinfo(&c, "n2"),
-        ("drained".into(), "mlhealth: gpu2 recovery [replace]".into())
-    );
+    drained_for_replace(&out);
     assert_eq!(
         fs::read_to_string(c.dir().join("reboots")).unwrap(),
         "n2\n",
