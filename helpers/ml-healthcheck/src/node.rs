@@ -284,27 +284,22 @@ impl Scontrol {
             c.env("SLURM_CONF", conf);
         }
         let out = match self.timeout {
-            None => c.output(),
-            Some((limit, key)) => {
-                return self.finish(
-                    program,
-                    args,
-                    within(c, limit).map_err(|e| match e {
-                        Within::Io(e) => format!("cannot run {}: {e}", program.display()),
-                        Within::Late => format!(
-                            "{} {} gave no answer within {} ms ({key}): killed",
-                            program
-                                .file_name()
-                                .map_or(program.as_os_str(), |n| n)
-                                .to_string_lossy(),
-                            args.join(" "),
-                            limit.as_millis()
-                        ),
-                    })?,
-                )
-            }
+            None => c.output().map_err(Within::Io),
+            Some((limit, _)) => within(c, limit),
         }
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        .map_err(|e| match (e, self.timeout) {
+            (Within::Late, Some((limit, key))) => format!(
+                "{} {} gave no answer within {} ms ({key}): killed",
+                program
+                    .file_name()
+                    .map_or(program.as_os_str(), |n| n)
+                    .to_string_lossy(),
+                args.join(" "),
+                limit.as_millis()
+            ),
+            (Within::Io(e), _) => format!("cannot run {}: {e}", program.display()),
+            (Within::Late, None) => format!("{} was killed", program.display()),
+        })?;
         self.finish(program, args, out)
     }
 
