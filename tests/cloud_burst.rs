@@ -337,6 +337,9 @@ fn cloud_burst_billing_and_budget() {
         stdout(&assocs)
     );
 
+    // slurmdbd pushes new associations to slurmctld asynchronously.
+    wait_for_associations(&c, USER, &["proj", "proj_cloud"], None);
+
     // (a) The burst: the powered-down cloud node is resumed for the job, runs it, and is
     // power-saved again.
     assert_eq!(cloud_state(&c), "idle~");

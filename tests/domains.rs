@@ -79,36 +79,8 @@ fn associations(c: &Cluster, member: &User, outsider: &User) {
         ],
     );
     // slurmdbd pushes new associations to slurmctld asynchronously.
-    for u in [member, outsider] {
-        let last = std::cell::RefCell::new(String::new());
-        wait_for(
-            "the user's associations in slurmctld",
-            Duration::from_secs(30),
-            || {
-                let out = c
-                    .run_as(
-                        u,
-                        "sbatch",
-                        ["-H", "-o", "/dev/null", "-p", "onprem", "--wrap", "true"],
-                    )
-                    .unwrap();
-                *last.borrow_mut() = stderr(&out);
-                if out.status.success() {
-                    let id = stdout(&out);
-                    let id = id.trim().rsplit(' ').next().unwrap_or_default();
-                    let _ = c.run("scancel", [id]);
-                }
-                out.status.success()
-            },
-            || {
-                format!(
-                    "last sbatch: {}\nslurmctld log:\n{}",
-                    last.borrow(),
-                    c.log("slurmctld")
-                )
-            },
-        );
-    }
+    wait_for_associations(c, &member.name, &["proj", "proj_cloud"], Some("proj"));
+    wait_for_associations(c, &outsider.name, &["other", "other_cloud"], Some("other"));
 }
 
 /// Runs `--wrap true` as `user` with `args` and waits for it to complete.

@@ -95,6 +95,10 @@ fn accounts(c: &Cluster, alice: &User, bob: &User) {
         &["add", "user", &both, "account=proj,proj_cloud", &cluster],
     );
     sacctmgr(c, &["add", "user", &alice.name, "account=vision", &cluster]);
+    // slurmdbd pushes new associations to slurmctld asynchronously (a job submitted
+    // before is refused: "Invalid account or account/partition combination specified").
+    wait_for_associations(c, &alice.name, &["proj", "proj_cloud", "vision"], None);
+    wait_for_associations(c, &bob.name, &["proj", "proj_cloud"], None);
 }
 
 fn now_text() -> String {

@@ -132,3 +132,42 @@ pub fn selftest_cluster() -> Cluster {
         ..Options::default()
     })
 }
+
+/// Waits until slurmctld holds `user` (with `default` as DefAccount, when given) and the
+/// user's associations with `accounts`: slurmdbd pushes what `sacctmgr` added to
+/// slurmctld asynchronously, and a job submitted before that is refused ("Invalid account
+/// or account/partition combination specified"). Reads slurmctld's own cache
+/// (`scontrol show assoc_mgr`, scontrol/info_assoc_mgr.c in 22.05 to 26.05).
+pub fn wait_for_associations(c: &Cluster, user: &str, accounts: &[&str], default: Option<&str>) {
+    let shown = || {
+        c.run(
+            "scontrol",
+            [
+                "show",
+                "assoc_mgr",
+                &format!("users={user}"),
+                "flags=users,assoc",
+            ],
+        )
+        .map(|o| stdout(&o))
+        .unwrap_or_default()
+    };
+    wait_for(
+        &format!("{user}'s associations in slurmctld"),
+        Duration::from_secs(30),
+        || {
+            let text = shown();
+            let named = format!("UserName={user}(");
+            let has_default = default.is_none_or(|d| {
+                text.lines()
+                    .any(|l| l.contains(&named) && l.contains(&format!(" DefAccount={d} ")))
+            });
+            has_default
+                && accounts.iter().all(|a| {
+                    text.lines()
+                        .any(|l| l.contains(&format!("Account={a} {named}")))
+                })
+        },
+        || format!("scontrol show assoc_mgr:\n{}", shown()),
+    );
+}
